@@ -1,0 +1,21 @@
+"""The Celery app. Tasks live in each app's tasks.py; the beat schedule is here."""
+
+from __future__ import annotations
+
+import os
+
+from celery import Celery
+from celery.schedules import crontab
+
+os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
+
+app = Celery("healthstream")
+app.config_from_object("django.conf:settings", namespace="CELERY")
+app.autodiscover_tasks()
+
+app.conf.beat_schedule = {
+    "storage-maintenance": {
+        "task": "ingest.tasks.storage_maintenance",
+        "schedule": crontab(minute=15),
+    },
+}

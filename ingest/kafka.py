@@ -1,0 +1,134 @@
+"""The one chokepoint to the Kafka broker: topics, the producer, consumers.
+
+Every producer is idempotent with acks=all; every consumer commits by hand. Works
+with Apache Kafka in production and with the Tansu broker in development and tests
+(see PLATFORM.md): nothing here depends on Tansu.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+
+from django.conf import settings
+from kafka import KafkaAdminClient, KafkaConsumer, KafkaProducer
+from kafka.admin import NewTopic
+from kafka.errors import TopicAlreadyExistsError
+
+log = logging.getLogger(__name__)
+
+_producer: KafkaProducer | None = None
+_producer_lock = threading.Lock()
+
+
+def bootstrap() -> list[str]:
+    return [s.strip() for s in settings.KAFKA_BOOTSTRAP_SERVERS.split(",") if s.strip()]
+
+
+def patient_topics() -> list[str]:
+    """Topics keyed by patient id: they must all have the same partition count."""
+    return [settings.KAFKA_TOPIC_SAMPLES, settings.KAFKA_TOPIC_ALERTS]
+
+
+def ensure_topics(extra: list[str] | None = None) -> None:
+    """Create the project's topics if missing (co-partitioned by patient id)."""
+    admin = KafkaAdminClient(bootstrap_servers=bootstrap(), client_id="healthstream-admin")
+    try:
+        existing = set(admin.list_topics())
+        wanted = [*patient_topics(), settings.KAFKA_TOPIC_DLQ, *(extra or [])]
+        new = [
+            NewTopic(name, settings.KAFKA_PARTITIONS, settings.KAFKA_REPLICATION_FACTOR)
+            for name in wanted
+            if name not in existing
+        ]
+        if new:
+            try:
+                admin.create_topics(new)
+            except TopicAlreadyExistsError:
+                pass
+        partitions = {
+            t["topic"]: len(t["partitions"])
+            for t in admin.describe_topics(patient_topics())
+            if t.get("partitions")
+        }
+        counts = set(partitions.values())
+        if len(counts) > 1:
+            raise RuntimeError(
+                f"patient-keyed topics must be co-partitioned; partition counts are {partitions}"
+            )
+    finally:
+        admin.close()
+
+
+def producer() -> KafkaProducer:
+    """The process-wide producer (thread-safe; batches concurrent sends together)."""
+    global _producer
+    with _producer_lock:
+        if _producer is None:
+            _producer = KafkaProducer(
+                bootstrap_servers=bootstrap(),
+                client_id="healthstream",
+                acks="all",
+                enable_idempotence=True,
+                compression_type="gzip",
+                linger_ms=2,
+                max_request_size=8 * 1024 * 1024,
+                retries=5,
+            )
+        return _producer
+
+
+def reset_producer() -> None:
+    """Close the producer (after a fork, or at shutdown)."""
+    global _producer
+    with _producer_lock:
+        if _producer is not None:
+            _producer.close(timeout=5)
+            _producer = None
+
+
+def patient_key(patient_id: int) -> bytes:
+    return str(patient_id).encode()
+
+
+def send_and_wait(topic: str, key: bytes, value: bytes, timeout: float | None = None):
+    """Produce one message and wait until the broker acknowledged it (acks=all)."""
+    future = producer().send(topic, key=key, value=value)
+    return future.get(timeout=timeout or settings.KAFKA_ACK_TIMEOUT_S)
+
+
+def consumer(group_id: str, topics: list[str], **overrides) -> KafkaConsumer:
+    """A group consumer that never auto-commits."""
+    options = dict(
+        bootstrap_servers=bootstrap(),
+        group_id=group_id,
+        client_id=f"healthstream-{group_id}",
+        enable_auto_commit=False,
+        auto_offset_reset="earliest",
+        max_poll_interval_ms=settings.KAFKA_MAX_POLL_INTERVAL_MS,
+        max_poll_records=500,
+        fetch_max_bytes=32 * 1024 * 1024,
+        max_partition_fetch_bytes=8 * 1024 * 1024,
+    )
+    options.update(overrides)
+    c = KafkaConsumer(**options)
+    c.subscribe(topics)
+    return c
+
+
+def ping(timeout_s: float = 2.0) -> bool:
+    """True when the broker answers a metadata request."""
+    try:
+        admin = KafkaAdminClient(
+            bootstrap_servers=bootstrap(), request_timeout_ms=int(timeout_s * 1000),
+            client_id="healthstream-health",
+        )
+    except Exception:  # noqa: BLE001 - any failure means "not reachable"
+        return False
+    try:
+        admin.list_topics()
+        return True
+    except Exception:  # noqa: BLE001
+        return False
+    finally:
+        admin.close()

@@ -1,0 +1,83 @@
+"""Accepting a validated batch: record it, produce it to samples.v1, wait for the ack.
+
+The API and the importers both call ``accept``. It is idempotent by (patient,
+batch_id): a batch already acknowledged answers "duplicate" and is not produced again;
+a batch id reused for different content is refused; a batch whose earlier attempt
+failed (or whose process died before recording the ack) is produced again, which is
+harmless because the sink stores each batch once.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+
+from django.conf import settings
+from django.db import connection
+
+from ingest import kafka
+from ingest.schema import Batch, BatchError, to_message
+
+log = logging.getLogger(__name__)
+
+
+class BrokerUnavailable(RuntimeError):
+    pass
+
+
+@dataclass(frozen=True, slots=True)
+class Outcome:
+    batch_id: str
+    accepted: int
+    duplicate: bool
+
+    def as_json(self) -> dict:
+        return {"batch_id": self.batch_id, "status": "accepted", "samples": self.accepted,
+                "duplicate": self.duplicate}
+
+
+def accept(batch: Batch) -> Outcome:
+    """Record, produce and confirm one batch. Raises BatchError or BrokerUnavailable."""
+    with connection.cursor() as cur:
+        cur.execute(
+            """INSERT INTO ingest_ingestbatch
+                   (patient_id, device_id, batch_id, digest, n_samples, source, status, received_at)
+               VALUES (%s, %s, %s, %s, %s, %s, 'pending', now())
+               ON CONFLICT (patient_id, batch_id) DO NOTHING
+               RETURNING id""",
+            [batch.patient, batch.device, batch.batch_id, batch.digest, len(batch.samples),
+             batch.source],
+        )
+        row = cur.fetchone()
+        if row is None:
+            cur.execute(
+                "SELECT id, digest, status, n_samples FROM ingest_ingestbatch "
+                "WHERE patient_id = %s AND batch_id = %s",
+                [batch.patient, batch.batch_id],
+            )
+            ingest_id, digest, status, n = cur.fetchone()
+            if digest != batch.digest:
+                raise BatchError(
+                    [{"field": "batch_id", "reason": "was already used for a batch with other content"}],
+                    status=409,
+                )
+            if status == "accepted":
+                return Outcome(batch.batch_id, n, duplicate=True)
+        else:
+            ingest_id = row[0]
+    try:
+        kafka.send_and_wait(
+            settings.KAFKA_TOPIC_SAMPLES, kafka.patient_key(batch.patient), to_message(batch)
+        )
+    except Exception as exc:
+        log.warning("produce failed for ingest batch %s: %s", ingest_id, type(exc).__name__)
+        with connection.cursor() as cur:
+            cur.execute("UPDATE ingest_ingestbatch SET status = 'failed' WHERE id = %s "
+                        "AND status = 'pending'", [ingest_id])
+        raise BrokerUnavailable("the broker did not acknowledge the batch; retry later") from exc
+    with connection.cursor() as cur:
+        cur.execute(
+            "UPDATE ingest_ingestbatch SET status = 'accepted', accepted_at = now() WHERE id = %s",
+            [ingest_id],
+        )
+    return Outcome(batch.batch_id, len(batch.samples), duplicate=False)

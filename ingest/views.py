@@ -1,0 +1,243 @@
+"""HTTP edge of the spine: the device ingest endpoint and the samples read endpoint."""
+
+from __future__ import annotations
+
+import logging
+import time
+from datetime import UTC, datetime, timedelta
+
+import orjson
+from django.conf import settings
+from django.core.cache import cache
+from django.utils import timezone
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import OpenApiParameter, extend_schema, inline_serializer
+from rest_framework import authentication, exceptions, parsers, serializers
+from rest_framework.permissions import IsAuthenticated
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from api.access import audit, can_read
+from api.errors import error_response
+from api.models import Device, hash_token
+from ingest import service, storage
+from ingest.schema import METRICS, BatchError, validate_upload
+
+log = logging.getLogger(__name__)
+
+
+class DeviceTokenAuthentication(authentication.BaseAuthentication):
+    """``Authorization: Device <token>``: a device may only push data for its patient."""
+
+    keyword = "Device"
+
+    def authenticate(self, request):
+        header = authentication.get_authorization_header(request).split()
+        if not header or header[0].lower() != self.keyword.lower().encode():
+            return None
+        if len(header) != 2:
+            raise exceptions.AuthenticationFailed("malformed Device authorization header")
+        raw = header[1].decode("latin-1")
+        device = (
+            Device.objects.select_related("patient").filter(token_hash=hash_token(raw)).first()
+        )
+        if device is None:
+            raise exceptions.AuthenticationFailed("unknown device token")
+        if device.revoked_at is not None:
+            raise exceptions.AuthenticationFailed("this device token was revoked")
+        if not device.patient.active:
+            raise exceptions.AuthenticationFailed("the patient of this device is inactive")
+        return (_DeviceUser(device), device)
+
+    def authenticate_header(self, request):
+        return self.keyword
+
+
+class _DeviceUser:
+    """A request principal that is a device, not a person: it can read nothing."""
+
+    is_authenticated = True
+    is_active = True
+    is_staff = False
+    is_superuser = False
+    pk = None
+    id = None
+
+    def __init__(self, device: Device):
+        self.device = device
+
+    def __str__(self) -> str:
+        return f"device {self.device.pk}"
+
+
+class RawJSONParser(parsers.BaseParser):
+    """Keeps the body as bytes: the view decodes it with orjson and reports errors itself."""
+
+    media_type = "application/json"
+
+    def parse(self, stream, media_type=None, parser_context=None):
+        return stream.read()
+
+
+class IsDevice(IsAuthenticated):
+    def has_permission(self, request, view):
+        return isinstance(request.user, _DeviceUser)
+
+
+def _rate_limited(device_id: int) -> int | None:
+    """Fixed one-minute window per device, kept in Redis. Returns seconds to wait or None."""
+    window = int(time.time() // 60)
+    key = f"rl:ingest:{device_id}:{window}"
+    if cache.add(key, 1, timeout=120):
+        return None
+    count = cache.incr(key)
+    if count > settings.INGEST_RATE_LIMIT_PER_MIN:
+        return 60 - int(time.time() % 60)
+    return None
+
+
+_accepted = inline_serializer(
+    "IngestAccepted",
+    {"batch_id": serializers.CharField(), "status": serializers.CharField(),
+     "samples": serializers.IntegerField(), "duplicate": serializers.BooleanField()},
+)
+_errors = inline_serializer(
+    "Errors",
+    {"errors": serializers.ListField(child=inline_serializer(
+        "ErrorItem", {"field": serializers.CharField(), "reason": serializers.CharField()}))},
+)
+
+
+class IngestBatchView(APIView):
+    authentication_classes = [DeviceTokenAuthentication]
+    permission_classes = [IsDevice]
+    parser_classes = [RawJSONParser]
+    throttle_classes: list = []
+
+    @extend_schema(
+        request={"application/json": OpenApiTypes.OBJECT},
+        responses={202: _accepted, 400: _errors, 401: _errors, 409: _errors, 413: _errors,
+                   415: _errors, 429: _errors, 503: _errors},
+        description="Push one device upload (samples.v1). Answers 202 once Kafka acknowledged it.",
+    )
+    def post(self, request):
+        device: Device = request.auth
+        content_type = request.content_type.split(";")[0].strip().lower()
+        if content_type != "application/json":
+            return error_response(
+                [{"field": "Content-Type", "reason": f"must be application/json, not {content_type or 'missing'}"}], 415)
+        length = int(request.META.get("CONTENT_LENGTH") or 0)
+        if length > settings.INGEST_MAX_BODY_BYTES:
+            return error_response(
+                [{"field": "(body)", "reason": f"{length} bytes is over the limit of {settings.INGEST_MAX_BODY_BYTES}"}], 413)
+        wait = _rate_limited(device.pk)
+        if wait is not None:
+            return error_response(
+                [{"field": "(device)", "reason": f"rate limit of {settings.INGEST_RATE_LIMIT_PER_MIN} batches a minute reached"}],
+                429, headers={"Retry-After": str(wait)})
+        try:
+            body = request.data
+        except exceptions.UnsupportedMediaType:
+            raise
+        try:
+            obj = orjson.loads(body)
+        except orjson.JSONDecodeError as exc:
+            return error_response([{"field": "(body)", "reason": f"malformed JSON: {exc}"}], 400)
+        try:
+            batch = validate_upload(
+                obj, patient=device.patient_id, device=device.pk,
+                max_samples=settings.INGEST_MAX_SAMPLES, max_future_s=settings.INGEST_MAX_FUTURE_S,
+            )
+            outcome = service.accept(batch)
+        except BatchError as exc:
+            return error_response(exc.errors, exc.status)
+        except service.BrokerUnavailable as exc:
+            return error_response([{"field": "(broker)", "reason": str(exc)}], 503,
+                                  headers={"Retry-After": "5"})
+        Device.objects.filter(pk=device.pk).update(last_seen_at=timezone.now())
+        return Response(outcome.as_json(), status=202)
+
+
+RESOLUTIONS = ("raw", "1m", "1h", "1d")
+MAX_POINTS = 1000
+
+
+def _parse_when(value: str | None, name: str, default: datetime) -> datetime:
+    if not value:
+        return default
+    try:
+        when = datetime.fromisoformat(value)
+    except ValueError:
+        raise exceptions.ValidationError({name: f"{value!r} is not an ISO 8601 date-time"}) from None
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=UTC)
+    return when
+
+
+def choose_resolution(patient_id: int, code: int, start: datetime, end: datetime) -> str:
+    """The finest resolution that serves at most about MAX_POINTS points."""
+    span_ms = (end - start).total_seconds() * 1000
+    if span_ms <= 0:
+        return "raw"
+    if storage.count_raw(patient_id, code, start, end, MAX_POINTS + 1) <= MAX_POINTS:
+        return "raw"
+    for res in ("1m", "1h"):
+        if span_ms / storage.ROLLUPS[res][1] <= MAX_POINTS:
+            return res
+    return "1d"
+
+
+class PatientSamplesView(APIView):
+    permission_classes = [IsAuthenticated]
+
+    @extend_schema(
+        parameters=[
+            OpenApiParameter("metric", str, enum=list(METRICS), required=True),
+            OpenApiParameter("start", OpenApiTypes.DATETIME),
+            OpenApiParameter("end", OpenApiTypes.DATETIME),
+            OpenApiParameter("resolution", str, enum=["auto", *RESOLUTIONS]),
+        ],
+        responses={200: OpenApiTypes.OBJECT, 400: _errors, 403: _errors, 404: _errors},
+        description="A patient's samples of one metric; `auto` serves at most about 1,000 points.",
+    )
+    def get(self, request, patient_id: int):
+        if not can_read(request.user, patient_id):
+            raise exceptions.NotFound("no such patient, or no access to it")
+        metric = request.query_params.get("metric")
+        if metric not in METRICS:
+            raise exceptions.ValidationError({"metric": f"must be one of {', '.join(METRICS)}"})
+        end = _parse_when(request.query_params.get("end"), "end", timezone.now())
+        start = _parse_when(request.query_params.get("start"), "start", end - timedelta(days=1))
+        if end <= start:
+            raise exceptions.ValidationError({"end": "must be after start"})
+        if end - start > timedelta(days=3660):
+            raise exceptions.ValidationError({"start": "the range is longer than ten years"})
+        resolution = request.query_params.get("resolution", "auto")
+        if resolution not in ("auto", *RESOLUTIONS):
+            raise exceptions.ValidationError({"resolution": f"must be auto or one of {', '.join(RESOLUTIONS)}"})
+        code = METRICS[metric].code
+        if resolution == "auto":
+            resolution = choose_resolution(patient_id, code, start, end)
+        audit(request, patient_id, "read_samples", metric=metric, start=start.isoformat(),
+              end=end.isoformat(), resolution=resolution)
+        if metric == "sleep_stage" and resolution != "raw":
+            rows = storage.read_sleep(patient_id, start, end)
+            points = [{"night": b.date().isoformat(), "stage": st, "minutes": round(m, 1)} for b, st, m in rows]
+        else:
+            rows = storage.read_series(patient_id, code, start, end, resolution)
+            if resolution == "raw":
+                points = [
+                    {k: v for k, v in (("time", t.isoformat()), ("end", e.isoformat() if e else None),
+                                       ("value", val), ("label", lab)) if v is not None}
+                    for t, e, val, lab, *_ in rows
+                ]
+            else:
+                points = [
+                    {"time": t.isoformat(), "mean": mean, "min": lo, "max": hi, "count": n, "sum": total}
+                    for t, _, mean, _, n, lo, hi, total in rows
+                ]
+        return Response({
+            "patient": patient_id, "metric": metric, "unit": METRICS[metric].unit,
+            "resolution": resolution, "start": start.isoformat(), "end": end.isoformat(),
+            "points": points,
+        })

@@ -1,0 +1,99 @@
+"""Shared fixtures: the real Kafka-compatible broker (Tansu), topics, subprocess env.
+
+The broker is started once per test session from the pip-installed binary, exactly as
+the stack launcher starts it. PostgreSQL and Redis are the machine's own services
+(DATABASE_URL / REDIS_URL override them).
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import time
+import uuid
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+SHARED_DATA = ROOT.parent / "shared" / "data"
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def wait_port(port: int, timeout: float = 15.0) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=0.5):
+                return
+        except OSError:
+            time.sleep(0.1)
+    raise RuntimeError(f"nothing listens on 127.0.0.1:{port} after {timeout}s")
+
+
+@pytest.fixture(scope="session")
+def kafka_broker():
+    """A Tansu broker for the whole session; yields its bootstrap address."""
+    from config.services import start_broker
+
+    port = free_port()
+    proc = start_broker(port, log_path=ROOT / "var" / "log" / f"test-broker-{port}.log")
+    try:
+        yield f"127.0.0.1:{port}"
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+
+
+@pytest.fixture
+def kafka_topics(kafka_broker, settings):
+    """Fresh topic names for one test, so tests never see each other's messages."""
+    suffix = uuid.uuid4().hex[:8]
+    settings.KAFKA_BOOTSTRAP_SERVERS = kafka_broker
+    settings.KAFKA_TOPIC_SAMPLES = f"samples.v1.{suffix}"
+    settings.KAFKA_TOPIC_ALERTS = f"alerts.v1.{suffix}"
+    settings.KAFKA_TOPIC_DLQ = f"samples.v1.dlq.{suffix}"
+    from ingest import kafka
+
+    kafka.reset_producer()
+    kafka.ensure_topics()
+    yield {
+        "bootstrap": kafka_broker,
+        "samples": settings.KAFKA_TOPIC_SAMPLES,
+        "alerts": settings.KAFKA_TOPIC_ALERTS,
+        "dlq": settings.KAFKA_TOPIC_DLQ,
+        "suffix": suffix,
+    }
+    kafka.reset_producer()
+
+
+@pytest.fixture
+def subprocess_env(kafka_topics, settings):
+    """Environment for a real worker process talking to this test's DB and topics."""
+    db = settings.DATABASES["default"]
+    url = f"postgresql://{db['USER'] or 'postgres'}@{db['HOST'] or '127.0.0.1'}:{db['PORT'] or 5432}/{db['NAME']}"
+    env = dict(os.environ)
+    env.update(
+        DATABASE_URL=url,
+        KAFKA_BOOTSTRAP_SERVERS=kafka_topics["bootstrap"],
+        KAFKA_TOPIC_SAMPLES=kafka_topics["samples"],
+        KAFKA_TOPIC_ALERTS=kafka_topics["alerts"],
+        KAFKA_TOPIC_DLQ=kafka_topics["dlq"],
+        PYTHONUNBUFFERED="1",
+        DJANGO_SETTINGS_MODULE="config.settings",
+    )
+    return env
+
+
+def run_manage(args: list[str], env: dict, **kwargs) -> subprocess.Popen:
+    return subprocess.Popen([sys.executable, str(ROOT / "manage.py"), *args], env=env, cwd=ROOT, **kwargs)
