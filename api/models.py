@@ -160,3 +160,52 @@ class AuditEvent(models.Model):
     class Meta:
         ordering = ["-at"]
         indexes = [models.Index(fields=["patient", "at"])]
+
+
+class AlertAction(models.Model):
+    """One step a clinician took on an alert (the queue's history, newest last).
+
+    The alert row (streams.Alert) holds the current state; this table holds how it got
+    there: who acknowledged, snoozed until when, escalated to whom, resolved why.
+    """
+
+    ACKNOWLEDGE, SNOOZE, ESCALATE, RESOLVE, REOPEN = (
+        "acknowledge", "snooze", "escalate", "resolve", "reopen",
+    )
+    ACTIONS = [(a, a) for a in (ACKNOWLEDGE, SNOOZE, ESCALATE, RESOLVE, REOPEN)]
+
+    alert = models.ForeignKey("streams.Alert", on_delete=models.CASCADE, related_name="actions")
+    actor = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    action = models.CharField(max_length=16, choices=ACTIONS)
+    at = models.DateTimeField(default=now)
+    from_status = models.CharField(max_length=16)
+    to_status = models.CharField(max_length=16)
+    snoozed_until = models.DateTimeField(null=True, blank=True)
+    escalated_to_clinician = models.ForeignKey(
+        Clinician, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    escalated_to_team = models.ForeignKey(
+        CareTeam, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    reason = models.CharField(max_length=300, blank=True)
+
+    class Meta:
+        ordering = ["at", "id"]
+        indexes = [models.Index(fields=["alert", "at"])]
+
+
+class AlertNote(models.Model):
+    """A clinician's free-text note on an alert. Health data: never logged."""
+
+    alert = models.ForeignKey("streams.Alert", on_delete=models.CASCADE, related_name="notes")
+    author = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    text = models.TextField(max_length=2000)
+    at = models.DateTimeField(default=now)
+
+    class Meta:
+        ordering = ["at", "id"]
+        indexes = [models.Index(fields=["alert", "at"])]

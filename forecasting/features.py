@@ -1,0 +1,302 @@
+"""Daily feature series per patient, from one hourly intermediate.
+
+Two sources produce the same intermediate (``Hourly``), and one function turns it into
+daily features, so the live path and the backtests on files compute identical numbers:
+
+* ``hourly_from_frame``: a recording as read by ``ingest.readers.load_frames`` or made
+  by ``ingest.simulator`` (columns metric, time, end, value, label);
+* ``hourly_from_db``: the rollups of the samples store (``samples_1h``, ``samples_1m``,
+  ``sleep_nightly``) plus the sparse raw ``activity`` intervals.
+
+``Hourly.hours`` has one row per (patient, UTC hour) with data::
+
+    hr_n, hr_sum, hr_min, hr_max   heart-rate count, sum, min, max in that hour
+    steps, steps_n                 step total and number of step records
+    active_min                     minutes of brisk walking (>= 100 steps in the minute)
+    act_min                        minutes of logged moderate/vigorous activity intervals
+    hrv_n, hrv_sum                 HRV (RMSSD) count and sum
+
+``Hourly.sleep`` has one row per (patient, night, stage) with minutes, where a night is
+the noon-to-noon UTC window that starts on ``night`` (the rollups' definition).
+
+``daily_features`` returns, per patient, a DataFrame on a complete calendar of local
+dates. A day without enough data is NaN in that column (masked), never zero: see
+``MIN_HR_HOURS``, ``MIN_RESTING_HOURS``. Columns are ``FEATURES``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from datetime import datetime
+
+import numpy as np
+import pandas as pd
+
+FEATURES = (
+    "resting_hr", "hr_mean", "hr_range", "steps", "active_minutes",
+    "sleep_minutes", "sleep_deep", "sleep_light", "sleep_rem", "sleep_awake", "hrv",
+)
+#: The metrics the forecasters predict (a subset of FEATURES) and their units.
+TARGETS = {"resting_hr": "beats/min", "sleep_minutes": "min", "steps": "steps"}
+HOURLY_COLUMNS = ("hr_n", "hr_sum", "hr_min", "hr_max", "steps", "steps_n",
+                  "active_min", "act_min", "hrv_n", "hrv_sum")
+
+MIN_HR_HOURS = 6          # hours with heart rate for a day's mean and range
+MIN_RESTING_HOURS = 2     # night hours at rest for a day's resting heart rate
+MIN_HR_PER_HOUR = 3       # samples in an hour for it to count as measured
+NIGHT_HOURS = range(0, 7)  # local 00:00-06:59
+BRISK_STEPS_PER_MIN = 100  # moderate-intensity cadence (Tudor-Locke et al. 2018)
+STAGES = ("deep", "light", "rem", "awake")
+
+
+@dataclass
+class Hourly:
+    """The hourly intermediate: see the module docstring for the columns."""
+
+    hours: pd.DataFrame  # patient, hour (datetime64[ns, UTC]), HOURLY_COLUMNS
+    sleep: pd.DataFrame  # patient, night (datetime64[ns], naive date), stage, minutes
+
+    @classmethod
+    def empty(cls) -> Hourly:
+        hours = pd.DataFrame({"patient": pd.Series(dtype=object),
+                              "hour": pd.Series(dtype="datetime64[ns, UTC]"),
+                              **{c: pd.Series(dtype=float) for c in HOURLY_COLUMNS}})
+        sleep = pd.DataFrame({"patient": pd.Series(dtype=object),
+                              "night": pd.Series(dtype="datetime64[ns]"),
+                              "stage": pd.Series(dtype=object),
+                              "minutes": pd.Series(dtype=float)})
+        return cls(hours, sleep)
+
+    @classmethod
+    def concat(cls, parts: Iterable[Hourly]) -> Hourly:
+        parts = list(parts)
+        if not parts:
+            return cls.empty()
+        return cls(pd.concat([p.hours for p in parts], ignore_index=True),
+                   pd.concat([p.sleep for p in parts], ignore_index=True))
+
+
+# ------------------------------------------------------------------ from a frame
+
+def _hour_agg(times: pd.Series, values: pd.Series, prefix: str, stats: tuple[str, ...]) -> pd.DataFrame:
+    hour = times.dt.floor("h")
+    g = values.groupby(hour.to_numpy()).agg(list(stats))
+    g.columns = [f"{prefix}_{s}" for s in stats]
+    return g
+
+
+def hourly_from_frame(patient, frame: pd.DataFrame) -> Hourly:
+    """The hourly intermediate of one recording (``load_frames`` / simulator shape)."""
+    if frame.empty:
+        return Hourly.empty()
+    metric = frame["metric"].to_numpy()
+    parts = []
+    hr = frame[metric == "heart_rate"]
+    if len(hr):
+        g = _hour_agg(hr["time"], hr["value"], "hr", ("count", "sum", "min", "max"))
+        parts.append(g.rename(columns={"hr_count": "hr_n"}))
+    st = frame[metric == "steps"]
+    if len(st):
+        g = _hour_agg(st["time"], st["value"], "steps", ("sum", "count"))
+        parts.append(g.rename(columns={"steps_sum": "steps", "steps_count": "steps_n"}))
+        # Same semantics as samples_1m: a step record counts in the minute it starts.
+        per_min = st["value"].groupby(st["time"].dt.floor("min").to_numpy()).sum()
+        brisk = (per_min >= BRISK_STEPS_PER_MIN).astype(float)
+        parts.append(brisk.groupby(per_min.index.floor("h")).sum().rename("active_min").to_frame())
+    hrv = frame[metric == "hrv_rmssd"]
+    if len(hrv):
+        g = _hour_agg(hrv["time"], hrv["value"], "hrv", ("count", "sum"))
+        parts.append(g.rename(columns={"hrv_count": "hrv_n"}))
+    act = frame[metric == "activity"]
+    if len(act):
+        # Frames carry no intensity: every logged activity interval counts as active.
+        minutes = (act["end"] - act["time"]).dt.total_seconds() / 60.0
+        parts.append(minutes.groupby(act["time"].dt.floor("h").to_numpy()).sum()
+                     .rename("act_min").to_frame())
+    if parts:
+        hours = pd.concat(parts, axis=1).sort_index()
+        hours.index = pd.DatetimeIndex(hours.index).tz_convert("UTC") if getattr(
+            hours.index, "tz", None) else pd.DatetimeIndex(hours.index).tz_localize("UTC")
+        hours = hours.rename_axis("hour").reset_index()
+        for col in HOURLY_COLUMNS:
+            if col not in hours:
+                hours[col] = np.nan
+        hours.insert(0, "patient", patient)
+        hours = hours[["patient", "hour", *HOURLY_COLUMNS]]
+    else:
+        hours = Hourly.empty().hours
+    sl = frame[metric == "sleep_stage"]
+    if len(sl):
+        start = sl["time"]
+        night = (start - pd.Timedelta(hours=12)).dt.floor("D").dt.tz_localize(None)
+        minutes = (sl["end"] - start).dt.total_seconds() / 60.0
+        sleep = (pd.DataFrame({"night": night.to_numpy(), "stage": sl["label"].to_numpy(),
+                               "minutes": minutes.to_numpy()})
+                 .groupby(["night", "stage"], as_index=False)["minutes"].sum())
+        sleep.insert(0, "patient", patient)
+    else:
+        sleep = Hourly.empty().sleep
+    return Hourly(hours, sleep)
+
+
+# ------------------------------------------------------------------ from the DB
+
+_HOURLY_SQL = """
+SELECT patient_id, bucket, metric, n, total, vmin, vmax FROM samples_1h
+WHERE patient_id = ANY(%s) AND metric = ANY(%s) AND bucket >= %s AND bucket < %s
+"""
+_BRISK_SQL = """
+SELECT patient_id, date_trunc('hour', bucket) AS hour, count(*) FROM samples_1m
+WHERE patient_id = ANY(%s) AND metric = %s AND bucket >= %s AND bucket < %s AND total >= %s
+GROUP BY 1, 2
+"""
+_ACTIVITY_SQL = """
+SELECT patient_id, date_trunc('hour', time) AS hour,
+       sum(extract(epoch FROM end_time - time)) / 60.0
+FROM samples WHERE patient_id = ANY(%s) AND metric = %s AND time >= %s AND time < %s
+  AND end_time IS NOT NULL AND coalesce(level, 2) >= 2
+GROUP BY 1, 2
+"""
+_SLEEP_SQL = """
+SELECT patient_id, bucket, stage, minutes FROM sleep_nightly
+WHERE patient_id = ANY(%s) AND bucket >= %s AND bucket < %s
+"""
+
+
+def hourly_from_db(patient_ids: list[int], start: datetime, end: datetime) -> Hourly:
+    """The hourly intermediate of several patients over [start, end), read from rollups."""
+    from django.db import connection
+
+    from ingest.schema import METRICS
+
+    hr, steps, hrv = (METRICS[m].code for m in ("heart_rate", "steps", "hrv_rmssd"))
+    ids = [int(p) for p in patient_ids]
+    with connection.cursor() as cur:
+        cur.execute(_HOURLY_SQL, [ids, [hr, steps, hrv], start, end])
+        rows = cur.fetchall()
+        cur.execute(_BRISK_SQL, [ids, steps, start, end, BRISK_STEPS_PER_MIN])
+        brisk = cur.fetchall()
+        cur.execute(_ACTIVITY_SQL, [ids, METRICS["activity"].code, start, end])
+        activity = cur.fetchall()
+        cur.execute(_SLEEP_SQL, [ids, start - pd.Timedelta(days=1), end])
+        sleep_rows = cur.fetchall()
+    roll = pd.DataFrame(rows, columns=["patient", "hour", "metric", "n", "total", "vmin", "vmax"])
+    roll["hour"] = pd.to_datetime(roll["hour"], utc=True)
+    key = ["patient", "hour"]
+    parts = []
+    for code, mapping in ((hr, {"n": "hr_n", "total": "hr_sum", "vmin": "hr_min", "vmax": "hr_max"}),
+                          (steps, {"n": "steps_n", "total": "steps"}),
+                          (hrv, {"n": "hrv_n", "total": "hrv_sum"})):
+        sub = roll[roll["metric"] == code]
+        parts.append(sub[key + list(mapping)].rename(columns=mapping).set_index(key))
+    for data, name in ((brisk, "active_min"), (activity, "act_min")):
+        frame = pd.DataFrame(data, columns=["patient", "hour", name])
+        frame["hour"] = pd.to_datetime(frame["hour"], utc=True)
+        frame[name] = frame[name].astype(float)
+        parts.append(frame.set_index(key))
+    hours = pd.concat(parts, axis=1).reset_index()
+    for col in HOURLY_COLUMNS:
+        hours[col] = hours[col].astype(float) if col in hours else np.nan
+    hours = hours[["patient", "hour", *HOURLY_COLUMNS]].sort_values(key, ignore_index=True)
+    sleep = pd.DataFrame(sleep_rows, columns=["patient", "night", "stage", "minutes"])
+    sleep["night"] = pd.to_datetime(sleep["night"], utc=True).dt.floor("D").dt.tz_localize(None)
+    sleep["minutes"] = sleep["minutes"].astype(float)
+    return Hourly(hours, sleep)
+
+
+# ---------------------------------------------------------------- daily features
+
+def _daily_one_tz(hours: pd.DataFrame, tz: str) -> pd.DataFrame:
+    local = hours["hour"].dt.tz_convert(tz)
+    h = hours.assign(date=local.dt.tz_localize(None).dt.floor("D"), lhour=local.dt.hour)
+    measured = h["hr_n"].fillna(0) >= MIN_HR_PER_HOUR
+    h["hr_mean_h"] = np.where(measured, h["hr_sum"] / h["hr_n"], np.nan)
+    # At rest: a measured night hour without steps. While heart rate is recorded the
+    # watch is worn, so an hour without step records had no steps.
+    rest = measured & h["lhour"].isin(NIGHT_HOURS) & (h["steps"].fillna(0) == 0)
+    h["rest_sum"] = np.where(rest, h["hr_sum"], 0.0)
+    h["rest_n"] = np.where(rest, h["hr_n"], 0.0)
+    h["rest_hours"] = rest.astype(int)
+    h["hr_hours"] = measured.astype(int)
+    h["hr_sum_m"] = np.where(measured, h["hr_sum"], 0.0)
+    h["hr_n_m"] = np.where(measured, h["hr_n"], 0.0)
+    g = h.groupby(["patient", "date"])
+    d = g.agg(hr_hours=("hr_hours", "sum"), hr_sum=("hr_sum_m", "sum"), hr_n=("hr_n_m", "sum"),
+              hr_hi=("hr_mean_h", "max"), hr_lo=("hr_mean_h", "min"),
+              rest_hours=("rest_hours", "sum"), rest_sum=("rest_sum", "sum"), rest_n=("rest_n", "sum"),
+              steps=("steps", "sum"), steps_n=("steps_n", "sum"),
+              active_min=("active_min", "sum"), act_min=("act_min", "sum"),
+              act_n=("act_min", "count"), hrv_sum=("hrv_sum", "sum"), hrv_n=("hrv_n", "sum"))
+    out = pd.DataFrame(index=d.index)
+    enough = d["hr_hours"] >= MIN_HR_HOURS
+    out["resting_hr"] = np.where(d["rest_hours"] >= MIN_RESTING_HOURS, d["rest_sum"] / d["rest_n"].where(d["rest_n"] > 0), np.nan)
+    out["hr_mean"] = np.where(enough, d["hr_sum"] / d["hr_n"].where(d["hr_n"] > 0), np.nan)
+    out["hr_range"] = np.where(enough, d["hr_hi"] - d["hr_lo"], np.nan)
+    has_steps = d["steps_n"] > 0
+    out["steps"] = np.where(has_steps, d["steps"], np.nan)
+    active = np.maximum(d["active_min"].fillna(0), d["act_min"].fillna(0))
+    out["active_minutes"] = np.where(has_steps | (d["act_n"] > 0), np.minimum(active, 1440), np.nan)
+    out["hrv"] = np.where(d["hrv_n"] > 0, d["hrv_sum"] / d["hrv_n"].where(d["hrv_n"] > 0), np.nan)
+    return out
+
+
+def _daily_sleep(sleep: pd.DataFrame) -> pd.DataFrame:
+    if sleep.empty:
+        return pd.DataFrame(columns=["sleep_minutes", *(f"sleep_{s}" for s in STAGES)],
+                            index=pd.MultiIndex.from_arrays([[], []], names=["patient", "date"]))
+    wide = sleep.pivot_table(index=["patient", "night"], columns="stage", values="minutes",
+                             aggfunc="sum", fill_value=0.0)
+    for stage in ("deep", "light", "rem", "awake", "asleep"):
+        if stage not in wide:
+            wide[stage] = 0.0
+    out = pd.DataFrame(index=wide.index)
+    out["sleep_minutes"] = wide["deep"] + wide["light"] + wide["rem"] + wide["asleep"]
+    staged = (wide["deep"] + wide["light"] + wide["rem"]) > 0
+    for stage in STAGES:
+        out[f"sleep_{stage}"] = wide[stage].where(staged)
+    out.loc[out["sleep_minutes"] <= 0, "sleep_minutes"] = np.nan
+    # The night that starts at noon on D is the sleep of the morning of D + 1.
+    out.index = out.index.set_levels(out.index.levels[1] + pd.Timedelta(days=1), level=1)
+    out.index = out.index.set_names(["patient", "date"])
+    return out
+
+
+def daily_features(hourly: Hourly, tz: str | Mapping = "UTC") -> dict:
+    """Per patient, a DataFrame of FEATURES on a complete daily calendar (NaN = missing).
+
+    ``tz`` is one IANA zone for everyone, or a mapping patient -> zone. Days run midnight
+    to midnight local time; the calendar spans the patient's first to last day with data.
+    """
+    hours = hourly.hours
+    zones = (pd.Series({p: tz for p in hours["patient"].unique()}) if isinstance(tz, str)
+             else pd.Series({p: tz.get(p, "UTC") for p in hours["patient"].unique()}, dtype=object))
+    daily_parts = [
+        _daily_one_tz(hours[hours["patient"].isin(zones.index[zones == zone])], zone)
+        for zone in zones.unique()
+    ]
+    daily = pd.concat(daily_parts) if daily_parts else pd.DataFrame()
+    sleep = _daily_sleep(hourly.sleep)
+    joined = daily.join(sleep, how="outer") if len(daily) else sleep
+    out = {}
+    for patient, frame in joined.groupby(level=0, sort=True):
+        frame = frame.droplevel(0).sort_index()
+        calendar = pd.date_range(frame.index.min(), frame.index.max(), freq="D")
+        frame = frame.reindex(calendar)
+        for col in FEATURES:
+            if col not in frame:
+                frame[col] = np.nan
+        frame = frame[list(FEATURES)].astype(float)
+        frame.index.name = "date"
+        out[patient] = frame
+    return out
+
+
+def features_from_frames(frames: Mapping, tz: str | Mapping = "UTC", progress: bool = False) -> dict:
+    """Daily features of several recordings (``load_frames`` or simulator output)."""
+    items = frames.items()
+    if progress:
+        from tqdm import tqdm
+
+        items = tqdm(items, total=len(frames), desc="features", unit="series")
+    return daily_features(Hourly.concat(hourly_from_frame(p, f) for p, f in items), tz)
