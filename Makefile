@@ -7,10 +7,11 @@ PIP := $(VENV)/bin/pip
 
 install: $(VENV)/.installed
 
-$(VENV)/.installed: pyproject.toml
+$(VENV)/.installed: pyproject.toml ingest/pglite/package-lock.json
 	test -x $(PY) || python3 -m venv $(VENV)
 	$(PIP) install -q --upgrade pip
 	$(PIP) install -q -e '.[dev]'
+	cd ingest/pglite && npm ci --no-audit --no-fund --loglevel=error
 	touch $@
 
 # Debian's Chromium drives the dashboard tests (no browser download is possible here).

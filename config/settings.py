@@ -31,10 +31,12 @@ INSTALLED_APPS = [
     "streams",
     "forecasting",
     "coaching",
+    "dashboard",
 ]
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
+    "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
@@ -90,6 +92,9 @@ USE_TZ = True
 STATIC_URL = "static/"
 STATIC_ROOT = VAR_DIR / "static"
 LOGIN_URL = "/dashboard/login/"
+# The dashboard's static files (vendored uPlot and htmx) are served by WhiteNoise straight
+# from the apps' static folders, so no collectstatic step is needed to run.
+WHITENOISE_USE_FINDERS = True
 
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [
@@ -101,12 +106,26 @@ REST_FRAMEWORK = {
     "EXCEPTION_HANDLER": "api.errors.exception_handler",
     "DEFAULT_PAGINATION_CLASS": "rest_framework.pagination.LimitOffsetPagination",
     "PAGE_SIZE": 50,
+    "DEFAULT_THROTTLE_CLASSES": ["api.throttling.FixedWindowThrottle"],
 }
+# --- Patient and care-team API (api/, dashboard/) ---
+API_RATE_LIMIT_PER_MIN = env_int("API_RATE_LIMIT_PER_MIN", 1200, minimum=1)
+API_ANON_RATE_LIMIT_PER_MIN = env_int("API_ANON_RATE_LIMIT_PER_MIN", 120, minimum=1)
+LOGIN_MAX_FAILURES_PER_USER = env_int("LOGIN_MAX_FAILURES_PER_USER", 5, minimum=1)
+LOGIN_MAX_FAILURES_PER_ADDRESS = env_int("LOGIN_MAX_FAILURES_PER_ADDRESS", 30, minimum=1)
+LOGIN_LOCKOUT_S = env_int("LOGIN_LOCKOUT_S", 900, minimum=1)
+LOGIN_REDIRECT_URL = "/dashboard/"
+DASHBOARD_POLL_S = env_int("DASHBOARD_POLL_S", 5, minimum=1)
 SPECTACULAR_SETTINGS = {
     "TITLE": "healthstream API",
     "DESCRIPTION": "Wearable data ingest, patient advice and care-team alerts.",
     "VERSION": "1.0.0",
     "SERVE_INCLUDE_SCHEMA": False,
+    "ENUM_NAME_OVERRIDES": {
+        "AlertStatusEnum": "streams.models.Alert.STATUSES",
+        "RecommendationStatusEnum": ["active", "dismissed", "expired"],
+        "ContextTagEnum": "coaching.models.CONTEXT_TAGS",
+    },
 }
 
 # --- Kafka (see ingest/kafka.py, the one chokepoint to the broker) ---
@@ -117,7 +136,7 @@ KAFKA_TOPIC_SAMPLES = env_str("KAFKA_TOPIC_SAMPLES", "samples.v1")
 KAFKA_TOPIC_ALERTS = env_str("KAFKA_TOPIC_ALERTS", "alerts.v1")
 KAFKA_TOPIC_DLQ = env_str("KAFKA_TOPIC_DLQ", "samples.v1.dlq")
 # Consumer group joins wait for the rebalance timeout; keep it short (PLATFORM.md).
-KAFKA_MAX_POLL_INTERVAL_MS = env_int("KAFKA_MAX_POLL_INTERVAL_MS", 10_000, minimum=1000)
+KAFKA_MAX_POLL_INTERVAL_MS = env_int("KAFKA_MAX_POLL_INTERVAL_MS", 6_000, minimum=1000)
 KAFKA_ACK_TIMEOUT_S = env_float("KAFKA_ACK_TIMEOUT_S", 10.0)
 
 # --- Ingest ---
@@ -132,12 +151,38 @@ SAMPLES_RETENTION_DAYS = env_int("SAMPLES_RETENTION_DAYS", 730, minimum=1)
 STORAGE_DIALECT = env_str("STORAGE_DIALECT", "auto")
 DATA_UPLOAD_MAX_MEMORY_SIZE = INGEST_MAX_BODY_BYTES
 
+# --- Detectors (streams/): the Faust worker and the alert sink ---
+DETECTOR_APP_ID = env_str("DETECTOR_APP_ID", "healthstream-detectors")
+# "rocksdb://" (RocksDB through rocksdict) in production; "memory://" for tests.
+DETECTOR_STORE = env_str("DETECTOR_STORE", "rocksdb://")
+DETECTOR_DATA_DIR = env_str("DETECTOR_DATA_DIR", str(VAR_DIR / "faust"))
+# Samples may arrive this late (event time) behind the newest one of the same patient.
+DETECTOR_LATENESS_S = env_int("DETECTOR_LATENESS_S", 600, minimum=0)
+DETECTOR_TAKE_MESSAGES = env_int("DETECTOR_TAKE_MESSAGES", 500, minimum=1)
+DETECTOR_TAKE_WITHIN_S = env_float("DETECTOR_TAKE_WITHIN_S", 0.2)
+# Faust's consumer-group timing; keep short with Tansu (PLATFORM.md), or joins take minutes.
+DETECTOR_REBALANCE_TIMEOUT_S = env_float("DETECTOR_REBALANCE_TIMEOUT_S", 6.0)
+DETECTOR_MAX_POLL_INTERVAL_S = env_float("DETECTOR_MAX_POLL_INTERVAL_S", 6.0)
+# How often workers re-read clinicians' per-patient overrides (DetectorThreshold rows).
+DETECTOR_THRESHOLDS_REFRESH_S = env_float("DETECTOR_THRESHOLDS_REFRESH_S", 10.0)
+ALERT_SINK_BATCH_MESSAGES = env_int("ALERT_SINK_BATCH_MESSAGES", 500, minimum=1)
+ALERT_SINK_BATCH_SECONDS = env_float("ALERT_SINK_BATCH_SECONDS", 0.1)
+
 # --- Celery ---
 CELERY_BROKER_URL = env_str("CELERY_BROKER_URL", REDIS_URL)
 CELERY_RESULT_BACKEND = env_str("CELERY_RESULT_BACKEND", REDIS_URL)
 CELERY_TASK_ACKS_LATE = True
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_TASK_ALWAYS_EAGER = env_bool("CELERY_TASK_ALWAYS_EAGER", False)
+
+# --- Forecasting (see forecasting/service.py) ---
+FORECAST_METRICS = env_list("FORECAST_METRICS", "resting_hr,sleep_minutes,steps")
+FORECAST_BASELINES = env_list("FORECAST_BASELINES", "naive,seasonal_naive")
+FORECAST_TRAIN_DAYS = env_int("FORECAST_TRAIN_DAYS", 180, minimum=28)
+FORECAST_HOLDOUT_DAYS = env_int("FORECAST_HOLDOUT_DAYS", 21, minimum=7)
+FORECAST_HISTORY_DAYS = env_int("FORECAST_HISTORY_DAYS", 120, minimum=28)
+FORECAST_LSTM_EPOCHS = env_int("FORECAST_LSTM_EPOCHS", 20, minimum=1)
+FORECAST_LSTM_UNITS = env_int("FORECAST_LSTM_UNITS", 64, minimum=4)
 
 LOGGING = {
     "version": 1,

@@ -47,7 +47,7 @@ def ensure_topics(extra: list[str] | None = None) -> None:
             except TopicAlreadyExistsError:
                 pass
         partitions = {
-            t["topic"]: len(t["partitions"])
+            t.get("name", t.get("topic")): len(t["partitions"])
             for t in admin.describe_topics(patient_topics())
             if t.get("partitions")
         }

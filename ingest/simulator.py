@@ -307,7 +307,8 @@ def iter_uploads(frame: pd.DataFrame, max_samples: int = 500, window_ms: int = 1
     one upload per window of event time, split further at ``max_samples``."""
     if frame.empty:
         return
-    key = frame["time"].to_numpy() // window_ms
+    times = frame["time"].to_numpy()
+    key = times // window_ms if window_ms > 0 else np.zeros(len(times), dtype=np.int64)
     bounds = np.flatnonzero(np.r_[True, key[1:] != key[:-1], True])
     pending: list[dict] = []
     for a, b in zip(bounds[:-1], bounds[1:], strict=True):
@@ -315,7 +316,7 @@ def iter_uploads(frame: pd.DataFrame, max_samples: int = 500, window_ms: int = 1
         while len(pending) >= max_samples:
             yield pending[:max_samples]
             pending = pending[max_samples:]
-        if window_ms and pending and len(pending) < max_samples and window_ms < DAY_MS:
+        if 0 < window_ms < DAY_MS and pending:
             yield pending
             pending = []
     if pending:

@@ -191,6 +191,7 @@ class Sink:
 
     def _write(self, batches: list[Batch]) -> None:
         conn = self._connect()
+        received = len(batches)
         unique: dict[tuple[int, str], Batch] = {}
         for b in batches:
             unique.setdefault((b.patient, b.batch_id), b)
@@ -219,7 +220,7 @@ class Sink:
                         storage.queue_timescale_refresh(cur, int(cols.time_ms.min()), int(cols.time_ms.max()))
                     self.stats.samples += len(cols)
             self.stats.stored_batches += len(new)
-            self.stats.duplicate_batches += len(batches) - len(new)
+            self.stats.duplicate_batches += received - len(new)
         except Exception:
             if not conn.closed:
                 conn.rollback()

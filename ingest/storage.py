@@ -430,11 +430,21 @@ def drain_timescale_refresh(conn: psycopg.Connection) -> int:
 
 # ---------------------------------------------------------------------- reading
 
+def _cursor(cur):
+    """The given cursor, or one on Django's connection."""
+    if cur is not None:
+        from contextlib import nullcontext
+
+        return nullcontext(cur)
+    return django_connection.cursor()
+
+
 def read_series(
-    patient_id: int, metric_code: int, start: datetime, end: datetime, resolution: str,
+    patient_id: int, metric_code: int, start: datetime, end: datetime, resolution: str, cur=None,
 ) -> Sequence[tuple]:
-    """Rows ``(time, end_time, value, label, n, vmin, vmax)`` at a resolution: raw, 1m, 1h, 1d."""
-    with django_connection.cursor() as cur:
+    """Rows at a resolution (raw, 1m, 1h, 1d): raw rows are ``(time, end_time, value, label,
+    1, value, value)``, rollup rows ``(bucket, None, mean, None, n, vmin, vmax, total)``."""
+    with _cursor(cur) as cur:
         if resolution == "raw":
             cur.execute(
                 """SELECT time, end_time, value, label, 1, value, value FROM samples
@@ -453,8 +463,9 @@ def read_series(
         return cur.fetchall()
 
 
-def count_raw(patient_id: int, metric_code: int, start: datetime, end: datetime, limit: int) -> int:
-    with django_connection.cursor() as cur:
+def count_raw(patient_id: int, metric_code: int, start: datetime, end: datetime, limit: int,
+              cur=None) -> int:
+    with _cursor(cur) as cur:
         cur.execute(
             """SELECT count(*) FROM (SELECT 1 FROM samples WHERE patient_id = %s AND metric = %s
                AND time >= %s AND time < %s LIMIT %s) AS s""",
@@ -463,8 +474,8 @@ def count_raw(patient_id: int, metric_code: int, start: datetime, end: datetime,
         return cur.fetchone()[0]
 
 
-def read_sleep(patient_id: int, start: datetime, end: datetime) -> Sequence[tuple]:
-    with django_connection.cursor() as cur:
+def read_sleep(patient_id: int, start: datetime, end: datetime, cur=None) -> Sequence[tuple]:
+    with _cursor(cur) as cur:
         cur.execute(
             """SELECT bucket, stage, minutes FROM sleep_nightly
                WHERE patient_id = %s AND bucket >= %s AND bucket < %s ORDER BY bucket, stage""",

@@ -39,6 +39,16 @@ def wait_port(port: int, timeout: float = 15.0) -> None:
 
 
 @pytest.fixture(scope="session")
+def django_db_modify_db_settings(django_db_modify_db_settings_parallel_suffix):
+    """One test database per pytest run, so that concurrent runs never share one."""
+    from django.conf import settings
+
+    suffix = os.environ.get("HS_TEST_DB_SUFFIX") or str(os.getpid())
+    for db in settings.DATABASES.values():
+        db.setdefault("TEST", {})["NAME"] = f"test_{db['NAME']}_{suffix}"
+
+
+@pytest.fixture(scope="session")
 def kafka_broker():
     """A Tansu broker for the whole session; yields its bootstrap address."""
     from config.services import start_broker

@@ -1,0 +1,38 @@
+from __future__ import annotations
+
+import itertools
+import time
+
+import pytest
+from django.contrib.auth import get_user_model
+
+from api.models import Device, Patient
+
+_counter = itertools.count()
+
+
+@pytest.fixture
+def patient_with_device(db):
+    """A patient with a login and a device; yields (patient, raw device token, user)."""
+    n = next(_counter)
+    user = get_user_model().objects.create_user(f"p{n}-{time.time_ns()}", password="pw-123456789")
+    patient = Patient.objects.create(user=user, display_name=f"Test patient {n}")
+    _, token = Device.issue(patient, "test watch")
+    return patient, token, user
+
+
+def hr_samples(n: int, start_ms: int, step_ms: int = 60_000, value: float = 60.0) -> list[dict]:
+    return [{"metric": "heart_rate", "time": start_ms + i * step_ms, "value": value + (i % 7)} for i in range(n)]
+
+
+def topic_count(bootstrap: str, topic: str) -> int:
+    """How many messages a topic holds (sum of end offsets; the tests' topics are fresh)."""
+    from kafka import KafkaConsumer, TopicPartition
+
+    consumer = KafkaConsumer(bootstrap_servers=bootstrap)
+    try:
+        parts = consumer.partitions_for_topic(topic) or set()
+        ends = consumer.end_offsets([TopicPartition(topic, p) for p in parts])
+        return sum(ends.values())
+    finally:
+        consumer.close()
