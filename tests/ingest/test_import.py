@@ -1,0 +1,119 @@
+"""Bulk import through Kafka, with a summary that accounts for every row."""
+
+from __future__ import annotations
+
+import io
+import threading
+import time
+import zipfile
+
+import pytest
+from django.core.management import call_command
+from django.db import connection
+
+from ingest.readers import iter_chunks
+from ingest.sink import Sink
+from tests.conftest import SHARED_DATA
+
+AV2GF3B_HR = SHARED_DATA / "stanford-covid19-phase1" / "AV2GF3B_hr.csv.zip"
+needs_data = pytest.mark.skipif(not AV2GF3B_HR.exists(), reason="../shared/data is not present")
+pytestmark = pytest.mark.django_db(transaction=True)
+
+
+def import_json(*args) -> dict:
+    import json
+
+    out = io.StringIO()
+    call_command("import_samples", *args, "--json", stdout=out)
+    return json.loads(out.getvalue())
+
+
+def sink_until(predicate, timeout=120):
+    sink = Sink(group_id=f"import-sink-{time.time_ns()}", batch_seconds=0.3)
+    thread = threading.Thread(target=sink.run, kwargs={"max_seconds": timeout})
+    thread.start()
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline and not predicate():
+        time.sleep(0.3)
+    time.sleep(1)
+    sink.stopping = True
+    thread.join(20)
+
+
+def stored_rows(patient_id: int) -> tuple[int, int]:
+    with connection.cursor() as cur:
+        cur.execute("SELECT count(*), count(DISTINCT (time, value)) FROM samples WHERE patient_id = %s", [patient_id])
+        return cur.fetchone()
+
+
+@needs_data
+def test_importing_av2gf3b_stores_every_distinct_reading_and_accounts_for_every_row(kafka_topics, patient_with_device):
+    patient, _, _ = patient_with_device
+    with zipfile.ZipFile(AV2GF3B_HR) as z:
+        text = z.read(z.namelist()[0]).decode()
+    lines = text.strip().splitlines()[1:]
+    distinct = {tuple(line.split(",")[2:4]) for line in lines}
+
+    summary = import_json(str(AV2GF3B_HR), "--patient", str(patient.pk))
+    assert summary["read"] == len(lines)
+    assert summary["read"] == summary["accepted"] + summary["duplicate"] + summary["already_imported"] + summary["refused"]
+    assert summary["accepted"] == len(distinct) - summary["refused"]  # refused rows are not readings we store
+
+    sink_until(lambda: stored_rows(patient.pk)[0] >= summary["accepted"])
+    total, unique = stored_rows(patient.pk)
+    assert total == unique == summary["accepted"]
+
+    again = import_json(str(AV2GF3B_HR), "--patient", str(patient.pk))
+    assert again["accepted"] == 0
+    assert again["already_imported"] == summary["accepted"]
+
+
+def test_refused_rows_are_counted_by_reason_and_good_rows_still_go_in(kafka_topics, patient_with_device, tmp_path):
+    patient, _, _ = patient_with_device
+    f = tmp_path / "X1_hr.csv"
+    f.write_text(
+        ",user,datetime,heartrate\n"
+        "0,X1,2024-03-01 00:00:00,66\n"
+        "1,X1,2024-03-01 00:01:00,0\n"
+        "2,X1,not a date,70\n"
+        "3,X1,2024-03-01 00:03:00,abc\n"
+        "4,X1,2024-03-01 00:00:00,66\n"
+        "5,X1,2024-03-01 00:05:00,71\n"
+    )
+    summary = import_json(str(f), "--patient", str(patient.pk), "--format", "stanford-hr")
+    assert summary["read"] == 6
+    assert summary["accepted"] == 2 and summary["duplicate"] == 1 and summary["refused"] == 3
+    reasons = summary["refused_by_reason"]
+    assert reasons["unreadable date-time"] == 1
+    assert reasons["value is not a number"] == 1
+    assert any("impossible for heart_rate" in r for r in reasons)
+
+
+def test_an_unknown_format_or_patient_is_a_clear_error(kafka_topics, patient_with_device, tmp_path):
+    from django.core.management.base import CommandError
+
+    patient, _, _ = patient_with_device
+    f = tmp_path / "weird.csv"
+    f.write_text("a,b,c\n1,2,3\n")
+    with pytest.raises(CommandError, match="unknown format"):
+        call_command("import_samples", str(f), "--patient", str(patient.pk))
+    with pytest.raises(CommandError, match="no patient with id"):
+        call_command("import_samples", str(f), "--patient", "999999999")
+
+
+def test_it_reads_apple_health_export_xml_streaming(tmp_path):
+    xml = tmp_path / "export.xml"
+    xml.write_text(
+        '<?xml version="1.0" encoding="UTF-8"?>\n<HealthData locale="en_US">\n'
+        '<Record type="HKQuantityTypeIdentifierHeartRate" unit="count/min" startDate="2024-01-02 08:00:00 +0100" endDate="2024-01-02 08:00:00 +0100" value="72"/>\n'
+        '<Record type="HKQuantityTypeIdentifierStepCount" unit="count" startDate="2024-01-02 08:00:00 +0100" endDate="2024-01-02 08:05:00 +0100" value="310"/>\n'
+        '<Record type="HKCategoryTypeIdentifierSleepAnalysis" startDate="2024-01-02 01:00:00 +0100" endDate="2024-01-02 01:40:00 +0100" value="HKCategoryValueSleepAnalysisAsleepDeep"/>\n'
+        '<Record type="HKCategoryTypeIdentifierSleepAnalysis" startDate="2024-01-02 00:30:00 +0100" endDate="2024-01-02 07:00:00 +0100" value="HKCategoryValueSleepAnalysisInBed"/>\n'
+        '<Record type="HKQuantityTypeIdentifierBodyMass" unit="kg" startDate="2024-01-02 08:00:00 +0100" endDate="2024-01-02 08:00:00 +0100" value="70"/>\n'
+        "</HealthData>\n"
+    )
+    chunks = {c.metric: c for c in iter_chunks(xml, participant="me")}
+    assert set(chunks) == {"heart_rate", "steps", "sleep_stage"}
+    assert chunks["heart_rate"].time.tolist() == [1_704_178_800_000]  # 07:00Z
+    assert chunks["steps"].value.tolist() == [310.0]
+    assert chunks["sleep_stage"].label.tolist() == ["deep"]  # "in bed" is not sleep
