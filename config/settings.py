@@ -136,7 +136,7 @@ KAFKA_TOPIC_SAMPLES = env_str("KAFKA_TOPIC_SAMPLES", "samples.v1")
 KAFKA_TOPIC_ALERTS = env_str("KAFKA_TOPIC_ALERTS", "alerts.v1")
 KAFKA_TOPIC_DLQ = env_str("KAFKA_TOPIC_DLQ", "samples.v1.dlq")
 # Consumer group joins wait for the rebalance timeout; keep it short (PLATFORM.md).
-KAFKA_MAX_POLL_INTERVAL_MS = env_int("KAFKA_MAX_POLL_INTERVAL_MS", 6_000, minimum=1000)
+KAFKA_MAX_POLL_INTERVAL_MS = env_int("KAFKA_MAX_POLL_INTERVAL_MS", 10_000, minimum=1000)
 KAFKA_ACK_TIMEOUT_S = env_float("KAFKA_ACK_TIMEOUT_S", 10.0)
 
 # --- Ingest ---
@@ -144,7 +144,7 @@ INGEST_MAX_SAMPLES = env_int("INGEST_MAX_SAMPLES", 5000, minimum=1)
 INGEST_MAX_BODY_BYTES = env_int("INGEST_MAX_BODY_BYTES", 2 * 1024 * 1024, minimum=1024)
 INGEST_MAX_FUTURE_S = env_int("INGEST_MAX_FUTURE_S", 300, minimum=0)
 INGEST_RATE_LIMIT_PER_MIN = env_int("INGEST_RATE_LIMIT_PER_MIN", 600, minimum=1)
-SINK_BATCH_MESSAGES = env_int("SINK_BATCH_MESSAGES", 200, minimum=1)
+SINK_BATCH_MESSAGES = env_int("SINK_BATCH_MESSAGES", 100, minimum=1)
 SINK_BATCH_SECONDS = env_float("SINK_BATCH_SECONDS", 0.5)
 SAMPLES_RETENTION_DAYS = env_int("SAMPLES_RETENTION_DAYS", 730, minimum=1)
 # "auto" uses TimescaleDB when the extension can be created, else plain PostgreSQL.
@@ -160,9 +160,13 @@ DETECTOR_DATA_DIR = env_str("DETECTOR_DATA_DIR", str(VAR_DIR / "faust"))
 DETECTOR_LATENESS_S = env_int("DETECTOR_LATENESS_S", 600, minimum=0)
 DETECTOR_TAKE_MESSAGES = env_int("DETECTOR_TAKE_MESSAGES", 500, minimum=1)
 DETECTOR_TAKE_WITHIN_S = env_float("DETECTOR_TAKE_WITHIN_S", 0.2)
-# Faust's consumer-group timing; keep short with Tansu (PLATFORM.md), or joins take minutes.
+# Faust's consumer-group timing. A join waits for the rebalance timeout: keep it short with
+# Tansu (PLATFORM.md), or joins take minutes. The poll interval is separate in Faust and
+# must stay long: a worker behind a burst pauses fetching while its buffers are full, and
+# a short interval then makes it leave the group (and, with Tansu, not come back).
 DETECTOR_REBALANCE_TIMEOUT_S = env_float("DETECTOR_REBALANCE_TIMEOUT_S", 6.0)
-DETECTOR_MAX_POLL_INTERVAL_S = env_float("DETECTOR_MAX_POLL_INTERVAL_S", 6.0)
+DETECTOR_SESSION_TIMEOUT_S = env_float("DETECTOR_SESSION_TIMEOUT_S", 10.0)
+DETECTOR_MAX_POLL_INTERVAL_S = env_float("DETECTOR_MAX_POLL_INTERVAL_S", 300.0)
 # How often workers re-read clinicians' per-patient overrides (DetectorThreshold rows).
 DETECTOR_THRESHOLDS_REFRESH_S = env_float("DETECTOR_THRESHOLDS_REFRESH_S", 10.0)
 ALERT_SINK_BATCH_MESSAGES = env_int("ALERT_SINK_BATCH_MESSAGES", 500, minimum=1)

@@ -70,7 +70,7 @@ def producer() -> KafkaProducer:
                 client_id="healthstream",
                 acks="all",
                 enable_idempotence=True,
-                compression_type="gzip",
+                compression_type="lz4",
                 linger_ms=2,
                 max_request_size=8 * 1024 * 1024,
                 retries=5,

@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 import psycopg
 from django.conf import settings
 from kafka import OffsetAndMetadata, TopicPartition
+from kafka.errors import CommitFailedError
 
 from ingest import kafka, storage
 from ingest.schema import Batch, BatchError, parse_message
@@ -232,7 +233,12 @@ class Sink:
         if not force and time.monotonic() - self.last_commit < 1.0:
             return
         offsets = {tp: OffsetAndMetadata(off, "", -1) for tp, off in self.committable.items()}
-        consumer.commit(offsets)
+        try:
+            consumer.commit(offsets)
+        except CommitFailedError:
+            # The group rebalanced under us (a slow flush, a new member). The rows are
+            # committed in the database, so re-delivery after the rebalance adds nothing.
+            log.warning("offset commit refused after a rebalance; the batches will be re-delivered and skipped")
         self.committable = {}
         self.last_commit = time.monotonic()
 

@@ -154,7 +154,9 @@ class IngestBatchView(APIView):
         except service.BrokerUnavailable as exc:
             return error_response([{"field": "(broker)", "reason": str(exc)}], 503,
                                   headers={"Retry-After": "5"})
-        Device.objects.filter(pk=device.pk).update(last_seen_at=timezone.now())
+        now = timezone.now()
+        if device.last_seen_at is None or now - device.last_seen_at > timedelta(minutes=1):
+            Device.objects.filter(pk=device.pk).update(last_seen_at=now)
         return Response(outcome.as_json(), status=202)
 
 

@@ -1,0 +1,112 @@
+"""Shared pieces of the benchmarks: a private environment (broker, database) and RSS sampling."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from contextlib import contextmanager
+from pathlib import Path
+
+import psutil
+import psycopg
+
+from config import services
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@contextmanager
+def bench_environment(db_name: str, log_dir: Path):
+    """A Tansu broker and a fresh database on the local PostgreSQL (or $DATABASE_URL's
+    server), migrated. Yields the environment for subprocesses; tears everything down."""
+    log_dir.mkdir(parents=True, exist_ok=True)
+    port = free_port()
+    broker = services.start_broker(port, log_dir / "broker.log")
+    base = os.environ.get("BENCH_PG_URL", "postgresql://postgres@127.0.0.1:5432")
+    with psycopg.connect(f"{base}/postgres", autocommit=True) as conn:
+        conn.execute(f"DROP DATABASE IF EXISTS {db_name} WITH (FORCE)")
+        conn.execute(f"CREATE DATABASE {db_name}")
+    env = dict(os.environ)
+    env.update(
+        DATABASE_URL=f"{base}/{db_name}", KAFKA_BOOTSTRAP_SERVERS=f"127.0.0.1:{port}",
+        PYTHONUNBUFFERED="1", DJANGO_SETTINGS_MODULE="config.settings", LOG_LEVEL="WARNING",
+        INGEST_RATE_LIMIT_PER_MIN="10000000", CACHE_KEY_PREFIX=f"bench-{port}",
+    )
+    subprocess.run([sys.executable, str(ROOT / "manage.py"), "migrate", "--noinput"], env=env, cwd=ROOT,
+                   check=True, capture_output=True)
+    subprocess.run([sys.executable, str(ROOT / "manage.py"), "create_topics"], env=env, cwd=ROOT,
+                   check=True, capture_output=True)
+    try:
+        yield env
+    finally:
+        broker.terminate()
+        broker.wait(10)
+        with psycopg.connect(f"{base}/postgres", autocommit=True) as conn:
+            conn.execute(f"DROP DATABASE IF EXISTS {db_name} WITH (FORCE)")
+
+
+def spawn(argv: list[str], env: dict, log: Path) -> subprocess.Popen:
+    return subprocess.Popen(argv, cwd=ROOT, env=env, stdout=open(log, "ab"), stderr=subprocess.STDOUT,  # noqa: SIM115
+                            start_new_session=True)
+
+
+def stop(*procs: subprocess.Popen) -> None:
+    for proc in procs:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGTERM)
+    for proc in procs:
+        try:
+            proc.wait(20)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+
+
+class RssSampler:
+    """Peak resident memory (MB) of labelled processes and their children, sampled in a thread."""
+
+    def __init__(self, procs: dict[str, int], interval: float = 0.5):
+        self.procs = procs
+        self.peak: dict[str, float] = dict.fromkeys(procs, 0.0)
+        self.interval = interval
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            for label, pid in self.procs.items():
+                try:
+                    p = psutil.Process(pid)
+                    rss = p.memory_info().rss + sum(c.memory_info().rss for c in p.children(recursive=True))
+                    self.peak[label] = max(self.peak[label], rss / 2**20)
+                except psutil.Error:
+                    pass
+            self._stop.wait(self.interval)
+
+    def __enter__(self):
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc):
+        self._stop.set()
+        self._thread.join()
+
+    def result(self) -> dict[str, float]:
+        return {k: round(v, 1) for k, v in self.peak.items()}
+
+
+def percentile(values: list[float], q: float) -> float:
+    import numpy as np
+
+    return float(np.percentile(values, q)) if values else float("nan")
