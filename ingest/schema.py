@@ -178,6 +178,19 @@ def validate_sample(
     s: Any, prefix: str, errors: _Errors, latest_ms: int | None
 ) -> dict[str, Any] | None:
     """Check one sample; return its normalised form, or None after recording errors."""
+    # Fast path for the common, well-formed point sample (epoch-ms time, numeric value);
+    # anything unusual falls through to the full checks below, which explain errors.
+    if type(s) is dict and len(s) == 3:
+        metric = s.get("metric")
+        if metric == "heart_rate" or metric == "hrv_rmssd":
+            t = s.get("time")
+            v = s.get("value")
+            if type(t) is int and (type(v) is int or type(v) is float) and t >= MIN_TIME_MS and (
+                latest_ms is None or t <= latest_ms
+            ):
+                spec = METRICS[metric]
+                if spec.low <= v <= spec.high:
+                    return {"metric": metric, "time": t, "value": float(v)}
     if not isinstance(s, dict):
         errors.add(prefix, f"must be an object, not {type(s).__name__}")
         return None
