@@ -167,7 +167,7 @@ class Stack:
 
     def stop(self) -> None:
         """SIGTERM every process group we started (workers first, services last)."""
-        for label, proc in reversed(self.procs):
+        for _label, proc in reversed(self.procs):
             if proc.poll() is None:
                 try:
                     os.killpg(proc.pid, signal.SIGTERM)

@@ -21,7 +21,6 @@ from ingest.readers import Chunk, ReaderError, iter_chunks
 from ingest.schema import Batch, _Errors, digest_samples, now_ms, validate_sample
 
 
-
 @dataclass
 class ImportSummary:
     read: int = 0

@@ -184,7 +184,7 @@ class Sink:
 
     def _write_one_by_one(self, pending: _Pending, first_error: Exception) -> None:
         log.warning("a flush failed (%s); writing its batches one by one", type(first_error).__name__)
-        for tp, offset, batch in pending.batches:
+        for tp, _offset, batch in pending.batches:
             try:
                 self._write([batch])
             except (psycopg.DataError, psycopg.IntegrityError) as exc:

@@ -108,7 +108,7 @@ class Command(BaseCommand):
             time.sleep(o["interval"])
             now_ms = int(time.time() * 1000)
             with ThreadPoolExecutor(o["threads"]) as pool:
-                list(pool.map(lambda i: send_range(i, last, now_ms, 0), frames))
+                list(pool.map(lambda i, lo=last, hi=now_ms: send_range(i, lo, hi, 0), frames))
             last = now_ms
             if time.monotonic() - reported > 60:
                 reported = time.monotonic()

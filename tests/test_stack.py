@@ -1,0 +1,111 @@
+"""`make run` end to end: the launcher starts the stack, the simulator's data and a
+phone's upload are readable through the read API within 10 s, and Ctrl-C stops every
+process it started."""
+
+from __future__ import annotations
+
+import os
+import re
+import signal
+import subprocess
+import time
+
+import psutil
+import pytest
+import requests
+from django.db import connection
+
+from ingest.schema import now_ms
+from tests.conftest import free_port, run_manage
+
+pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.slow]
+
+
+def wait_for(predicate, timeout: float, what: str):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(0.3)
+    raise AssertionError(f"timed out after {timeout}s waiting for {what}")
+
+
+def test_the_stack_serves_pushed_data_through_the_read_api_within_10_s_and_stops_cleanly(subprocess_env, tmp_path):
+    port = free_port()
+    env = dict(subprocess_env, HEALTHSTREAM_VAR_DIR=str(tmp_path), CACHE_KEY_PREFIX=f"stack-{port}")
+    stack = run_manage(["run_stack", "--port", str(port), "--patients", "2"], env,
+                       stdout=subprocess.PIPE, stderr=subprocess.STDOUT, start_new_session=True)
+    base = f"http://127.0.0.1:{port}"
+    lines: list[str] = []
+    try:
+        os.set_blocking(stack.stdout.fileno(), False)
+
+        def output() -> list[str]:
+            chunk = stack.stdout.read()
+            if chunk:
+                lines.extend(chunk.decode(errors="replace").splitlines())
+            assert stack.poll() is None, "\n".join(lines[-40:])
+            return lines
+
+        def banner_token():
+            for line in output():
+                m = re.search(r"Authorization: Device (hsd_\S+)", line)
+                if m:
+                    return m.group(1)
+            return None
+
+        device_token = wait_for(banner_token, 180, "the stack's banner")
+        health = requests.get(f"{base}/healthz", timeout=10)
+        assert health.status_code == 200, health.text
+        assert {"database", "redis", "kafka"} <= set(health.json()["checks"])
+
+        r = requests.post(f"{base}/api/v1/auth/token",
+                          json={"username": "patient01", "password": "healthstream-demo-01"}, timeout=10)
+        assert r.status_code == 200, r.text
+        auth = {"Authorization": f"Token {r.json()['token']}"}
+        me = r.json()["me"]
+        patient_id = me["patient"]["id"] if isinstance(me.get("patient"), dict) else me["patient_id"]
+
+        def simulator_data():
+            got = requests.get(f"{base}/api/v1/patients/{patient_id}/samples",
+                               params={"metric": "heart_rate", "resolution": "1h"}, headers=auth, timeout=10)
+            return got.status_code == 200 and len(got.json()["points"]) > 0
+
+        wait_for(simulator_data, 120, "the simulator's heart rate in the read API")
+        wait_for(lambda: any("backfill sent" in line for line in output()), 120, "the simulator's backfill")
+
+        def backlog_stored():
+            with connection.cursor() as cur:
+                cur.execute("SELECT count(*) FROM ingest_ingestbatch WHERE stored_at IS NULL")
+                return cur.fetchone()[0] == 0
+
+        wait_for(backlog_stored, 180, "the sink to store the backfill")
+
+        t = now_ms() - 30_000
+        sent = time.monotonic()
+        pushed = requests.post(f"{base}/api/v1/ingest/batches", headers={"Authorization": f"Device {device_token}"},
+                               json={"batch_id": "stack-test", "samples": [
+                                   {"metric": "hrv_rmssd", "time": t, "value": 123.5}]}, timeout=10)
+        assert pushed.status_code == 202, pushed.text
+
+        def readable():
+            got = requests.get(f"{base}/api/v1/patients/{patient_id}/samples",
+                               params={"metric": "hrv_rmssd", "resolution": "raw",
+                                       "start": time.strftime("%Y-%m-%dT00:00:00Z", time.gmtime(time.time() - 86400))}, headers=auth, timeout=10)
+            return any(p.get("value") == 123.5 for p in got.json().get("points", []))
+
+        wait_for(readable, 10, "the pushed sample in the read API")
+        assert time.monotonic() - sent < 10
+    finally:
+        children = psutil.Process(stack.pid).children(recursive=True) if stack.poll() is None else []
+        if stack.poll() is None:
+            os.killpg(stack.pid, signal.SIGINT)
+        try:
+            stack.wait(60)
+        except subprocess.TimeoutExpired:
+            os.killpg(stack.pid, signal.SIGKILL)
+            raise
+    time.sleep(1)
+    left = [p for p in children if p.is_running() and p.status() != psutil.STATUS_ZOMBIE]
+    assert not left, f"processes left behind: {[p.cmdline()[:3] for p in left]}"
