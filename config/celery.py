@@ -18,4 +18,20 @@ app.conf.beat_schedule = {
         "task": "ingest.tasks.storage_maintenance",
         "schedule": crontab(minute=15),
     },
+    "forecasting-nightly-retrain": {
+        "task": "forecasting.tasks.retrain_forecasters",
+        "schedule": crontab(hour=2, minute=30),
+    },
+    "forecasting-daily-forecast": {
+        "task": "forecasting.tasks.forecast_all",
+        "schedule": crontab(hour=4, minute=0),
+    },
+    "coaching-daily": {
+        "task": "coaching.tasks.daily",
+        "schedule": crontab(hour=6, minute=0),
+    },
+    "coaching-sweep-new-alerts": {
+        "task": "coaching.tasks.sweep_new_alerts",
+        "schedule": 60.0,
+    },
 }

@@ -98,8 +98,11 @@ def start_postgres(port: int, data_dir: Path, log_path: Path | None = None) -> s
         shutil.chown(data_dir, user)
         data_dir.chmod(0o700)
     if not (data_dir / "PG_VERSION").exists():
-        subprocess.run([*run_as, str(bindir / "initdb"), "-D", str(data_dir), "-U", "postgres",
-                        "--auth=trust", "-E", "UTF8"], check=True, capture_output=True)
+        done = subprocess.run([*run_as, str(bindir / "initdb"), "-D", str(data_dir), "-U", "postgres",
+                               "--auth=trust", "-E", "UTF8"], capture_output=True, text=True)
+        if done.returncode != 0:
+            raise RuntimeError(f"initdb failed in {data_dir} (every parent folder must be readable by "
+                               f"the server's user): {done.stderr.strip()[-500:]}")
     proc = subprocess.Popen(
         [*run_as, str(bindir / "postgres"), "-D", str(data_dir), "-p", str(port),
          "-k", "/tmp", "-c", "listen_addresses=127.0.0.1"],

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import os
 import signal
+import stat
 import subprocess
 import sys
 import threading
@@ -92,7 +93,7 @@ class Stack:
             else:
                 port = 54329
                 if not services.port_open("127.0.0.1", port):
-                    self.adopt("postgres", services.start_postgres(port, self.var / "pgdata", logs / "postgres.log"))
+                    self.adopt("postgres", services.start_postgres(port, _pg_data_dir(self.var), logs / "postgres.log"))
                     self.say("stack", f"started the embedded PostgreSQL on 127.0.0.1:{port}")
                 admin = f"postgresql://postgres@127.0.0.1:{port}/postgres"
             with psycopg.connect(admin, autocommit=True) as conn:
@@ -185,6 +186,15 @@ class Stack:
                     pass
         self.procs.clear()
         self.say("stack", "stopped")
+
+
+def _pg_data_dir(var: Path) -> Path:
+    """var/pgdata, unless a parent folder is closed to other users (as /root is): the
+    server runs as an unprivileged user and must reach its data directory."""
+    var = var.resolve()
+    if os.geteuid() != 0 or all(p.stat().st_mode & stat.S_IXOTH for p in [var, *var.parents] if p.exists()):
+        return var / "pgdata"
+    return Path("/var/tmp/healthstream-pgdata")
 
 
 def _pg_answers(url: str) -> bool:

@@ -9,4 +9,6 @@ urlpatterns = [
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="docs"),
     path("api/v1/", include("ingest.urls")),
     path("api/v1/", include("api.urls")),
+    path("api/v1/", include("forecasting.urls")),
+    path("dashboard/", include("dashboard.urls")),
 ]
