@@ -301,8 +301,8 @@ def copy_samples(cur: psycopg.Cursor, cols: Columns) -> int:
 _UPSERT_ROLLUP = """
 INSERT INTO {name} AS r (patient_id, metric, bucket, n, total, vmin, vmax)
 SELECT p, m, to_timestamp(b / 1000.0), n, t, lo, hi
-FROM unnest(%s::bigint[], %s::smallint[], %s::bigint[], %s::bigint[],
-            %s::float8[], %s::float8[], %s::float8[]) AS u(p, m, b, n, t, lo, hi)
+FROM unnest(%b::bigint[], %b::smallint[], %b::bigint[], %b::bigint[],
+            %b::float8[], %b::float8[], %b::float8[]) AS u(p, m, b, n, t, lo, hi)
 ON CONFLICT (patient_id, metric, bucket) DO UPDATE SET
     n = r.n + excluded.n, total = r.total + excluded.total,
     vmin = least(r.vmin, excluded.vmin), vmax = greatest(r.vmax, excluded.vmax)
@@ -328,6 +328,7 @@ def update_rollups(cur: psycopg.Cursor, cols: Columns) -> None:
                 uk, n, total, lo, hi = _aggregate_rec(keys, total, n, lo, hi)
             patient, metric, t = uk["p"], uk["m"], uk["b"]
             values = total
+            # Binary parameters (%b): dumping long lists as text arrays costs more than the upsert.
             cur.execute(
                 _UPSERT_ROLLUP.format(name=name),
                 (patient.tolist(), metric.tolist(), t.tolist(), n.tolist(), total.tolist(),
