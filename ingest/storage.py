@@ -6,9 +6,11 @@ Two dialects, one interface:
   compressed by patient and metric, with a retention policy; ``samples_1m``,
   ``samples_1h``, ``samples_1d`` and ``sleep_nightly`` are continuous aggregates.
 * Plain PostgreSQL: ``samples`` is range-partitioned by month (partitions made on
-  demand); the same four rollups are tables, kept current by the sink in the same
-  transaction that copies the raw rows (exact, because each batch is stored once),
-  and rebuildable from raw rows with ``date_bin`` (``rebuild_rollups``).
+  demand); ``samples_1h``, ``samples_1d`` and ``sleep_nightly`` are tables kept current
+  by the sink in the same transaction that copies the raw rows (exact, because each
+  batch is stored once) and rebuildable from raw rows with ``date_bin``
+  (``rebuild_rollups``); ``samples_1m`` is a view that bins raw rows with ``date_bin``
+  (a minute rollup of minute data would double every write and save no read).
 
 Every rollup has the columns ``patient_id, metric, bucket, n, total, vmin, vmax``
 (mean = total / n); ``sleep_nightly`` has ``patient_id, bucket, stage, minutes``
@@ -33,6 +35,7 @@ from ingest.schema import INTENSITIES, METRICS
 log = logging.getLogger(__name__)
 
 ROLLUPS = {"1m": ("samples_1m", 60_000), "1h": ("samples_1h", 3_600_000), "1d": ("samples_1d", 86_400_000)}
+PG_MATERIALIZED = ("1h", "1d")  # rollups kept as tables on plain PostgreSQL
 SAMPLE_COLUMNS = ("patient_id", "device_id", "metric", "time", "end_time", "value", "label", "level")
 SLEEP_CODE = METRICS["sleep_stage"].code
 NIGHT_OFFSET_MS = 12 * 3_600_000  # nights run noon to noon (UTC)
@@ -79,7 +82,15 @@ POSTGRES_DDL = [
         level smallint
     ) PARTITION BY RANGE (time)""",
     "CREATE INDEX IF NOT EXISTS samples_patient_metric_time ON samples (patient_id, metric, time)",
-    *[_ROLLUP_TABLE.format(name=name) for name, _ in ROLLUPS.values()],
+    # A minute rollup of minute-resolution data is as large as the raw rows and saves
+    # nothing at read time, so plain PostgreSQL computes it on demand with date_bin
+    # (readers ask for at most ~1,000 minutes of one patient); hours and days are tables.
+    f"""
+    CREATE OR REPLACE VIEW samples_1m AS
+    SELECT patient_id, metric, date_bin(INTERVAL '1 minute', time, TIMESTAMPTZ 'epoch') AS bucket,
+           count(value) AS n, sum(value) AS total, min(value) AS vmin, max(value) AS vmax
+    FROM samples WHERE value IS NOT NULL GROUP BY 1, 2, 3""",
+    *[_ROLLUP_TABLE.format(name=name) for key, (name, _) in ROLLUPS.items() if key in PG_MATERIALIZED],
     """
     CREATE TABLE IF NOT EXISTS sleep_nightly (
         patient_id bigint NOT NULL,
@@ -318,7 +329,7 @@ def update_rollups(cur: psycopg.Cursor, cols: Columns) -> None:
         t = cols.time_ms[has_value]
         values = np.asarray([v for v in cols.value if v is not None], dtype=np.float64)
         n = total = lo = hi = None
-        for name, width in ROLLUPS.values():
+        for key, (name, width) in ROLLUPS.items():
             bucket = (t // width) * width
             # Key: patient, metric and bucket packed into one sortable composite.
             keys = np.rec.fromarrays([patient, metric, bucket], names="p,m,b")
@@ -328,6 +339,8 @@ def update_rollups(cur: psycopg.Cursor, cols: Columns) -> None:
                 uk, n, total, lo, hi = _aggregate_rec(keys, total, n, lo, hi)
             patient, metric, t = uk["p"], uk["m"], uk["b"]
             values = total
+            if key not in PG_MATERIALIZED:
+                continue
             # Binary parameters (%b): dumping long lists as text arrays costs more than the upsert.
             cur.execute(
                 _UPSERT_ROLLUP.format(name=name),
@@ -377,7 +390,9 @@ def rebuild_rollups(cur, patient_id: int, start: datetime, end: datetime) -> Non
     day = timedelta(days=1)
     start = datetime(start.year, start.month, start.day, tzinfo=UTC) - day
     end = datetime(end.year, end.month, end.day, tzinfo=UTC) + 2 * day
-    for name, width in ROLLUPS.values():
+    for key, (name, width) in ROLLUPS.items():
+        if key not in PG_MATERIALIZED:
+            continue
         cur.execute(f"DELETE FROM {name} WHERE patient_id = %s AND bucket >= %s AND bucket < %s",
                     (patient_id, start, end))
         cur.execute(
@@ -451,6 +466,15 @@ def read_series(
                 """SELECT time, end_time, value, label, 1, value, value FROM samples
                    WHERE patient_id = %s AND metric = %s AND time >= %s AND time < %s
                    ORDER BY time LIMIT 5000""",
+                [patient_id, metric_code, start, end],
+            )
+        elif resolution == "1m":
+            cur.execute(
+                """SELECT date_bin(INTERVAL '1 minute', time, TIMESTAMPTZ 'epoch') AS bucket, NULL,
+                          avg(value), NULL, count(value), min(value), max(value), sum(value)
+                   FROM samples
+                   WHERE patient_id = %s AND metric = %s AND time >= %s AND time < %s AND value IS NOT NULL
+                   GROUP BY 1 ORDER BY 1""",
                 [patient_id, metric_code, start, end],
             )
         else:

@@ -12,6 +12,7 @@ def install(apps, schema_editor):
 
 def uninstall(apps, schema_editor):
     with schema_editor.connection.cursor() as cur:
+        cur.execute("DROP VIEW IF EXISTS samples_1m")
         for name in ("sleep_nightly", "samples_1d", "samples_1h", "samples_1m"):
             cur.execute(f"DROP TABLE IF EXISTS {name} CASCADE")
         cur.execute("DROP TABLE IF EXISTS samples CASCADE")

@@ -6,7 +6,6 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 from django.contrib.auth import get_user_model
-from django.db import connection
 
 from api.models import AuditEvent, Patient
 from ingest import storage
@@ -98,3 +97,12 @@ def test_bad_query_parameters_are_named(client, owner, params, field):
     r = get(client, owner.pk, **params)
     assert r.status_code == 400
     assert r.json()["errors"][0]["field"] == field
+
+
+def test_minute_points_are_binned_from_raw_rows(client, owner):
+    r = get(client, owner.pk, metric="heart_rate", start=T0.isoformat(), end=(T0 + timedelta(hours=2)).isoformat(),
+            resolution="1m")
+    points = r.json()["points"]
+    assert len(points) == 120
+    assert points[3] == {"time": (T0 + timedelta(minutes=3)).isoformat(), "mean": 63.0, "min": 63.0, "max": 63.0,
+                         "count": 1, "sum": 63.0}

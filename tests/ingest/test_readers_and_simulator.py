@@ -8,7 +8,14 @@ import pytest
 
 from ingest.readers import FORMATS, ReaderError, detect_format, iter_chunks, load_frames
 from ingest.schema import BatchError, validate_upload
-from ingest.simulator import EPISODE_KINDS, iter_uploads, make_profiles, plan_episodes, simulate_cohort, simulate_patient
+from ingest.simulator import (
+    EPISODE_KINDS,
+    iter_uploads,
+    make_profiles,
+    plan_episodes,
+    simulate_cohort,
+    simulate_patient,
+)
 from tests.conftest import SHARED_DATA
 
 needs_data = pytest.mark.skipif(not SHARED_DATA.exists(), reason="../shared/data is not present")
