@@ -123,6 +123,7 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--clients", type=int, default=12, help="concurrent HTTP clients")
     parser.add_argument("--processes", type=int, default=2, help="load-generator processes")
     parser.add_argument("--api-workers", type=int, default=2)
+    parser.add_argument("--sinks", type=int, default=2, help="sink processes in the consumer group")
     parser.add_argument("--seed", type=int, default=11)
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args(argv)
@@ -147,7 +148,8 @@ def main(argv: list[str] | None = None) -> dict:
         api = spawn([sys.executable, "-m", "gunicorn", "config.wsgi:application", "--bind", f"127.0.0.1:{port}",
                      "--workers", str(args.api_workers), "--worker-class", "gthread", "--threads", "8"],
                     env, log_dir / "api.log")
-        sink = spawn([sys.executable, str(ROOT / "manage.py"), "run_ingest_sink"], env, log_dir / "sink.log")
+        sinks = [spawn([sys.executable, str(ROOT / "manage.py"), "run_ingest_sink"], env, log_dir / f"sink{k}.log")
+                 for k in range(args.sinks)]
         try:
             from config.services import wait_port
 
@@ -165,7 +167,7 @@ def main(argv: list[str] | None = None) -> dict:
                        for share in shares]
             for w in workers:
                 w.start()
-            with RssSampler({"api": api.pid, "sink": sink.pid}) as rss:
+            with RssSampler({"api": api.pid, **{f"sink{k}": p.pid for k, p in enumerate(sinks)}}) as rss:
                 while time.time() < stop_at:
                     time.sleep(5)
                     if time.time() > start_at:
@@ -193,7 +195,7 @@ def main(argv: list[str] | None = None) -> dict:
                     rows = conn.execute("SELECT count(*) FROM samples").fetchone()[0]
             e2e = stored / (last - first).total_seconds()
         finally:
-            stop(api, sink)
+            stop(api, *sinks)
         say("bench: measuring the COPY ceiling on the same rows")
         ceiling = copy_ceiling(env, [i for i, _ in tokens], args.days, args.seed, limit_rows=min(stored, 1_500_000))
     result = {
@@ -207,6 +209,7 @@ def main(argv: list[str] | None = None) -> dict:
         "samples_stored": rows,
         "client_errors": sum(r["errors"] for r in results),
         "load_seconds": args.seconds,
+        "sink_processes": args.sinks,
         "clients_ran_out_of_data": any(r["exhausted"] for r in results),
     }
     print(json.dumps(result) if args.json else json.dumps(result, indent=2))

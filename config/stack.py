@@ -124,7 +124,8 @@ class Stack:
                                "--bind", f"127.0.0.1:{self.api_port}", "--workers", workers,
                                "--worker-class", "gthread", "--threads", "8",
                                "--access-logfile", "-", "--access-logformat", '%(m)s %(U)s %(s)s %(M)sms'])
-            self.spawn("sink", self.manage("run_ingest_sink"))
+            for k in range(int(self.env.get("SINK_PROCESSES", "1"))):
+                self.spawn(f"sink{k or ''}", self.manage("run_ingest_sink"))
             for label, command in (("detectors", "run_detector_worker"), ("alerts", "run_alert_sink")):
                 if _has_command(command):
                     self.spawn(label, self.manage(command))

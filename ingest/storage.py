@@ -85,7 +85,7 @@ POSTGRES_DDL = [
     # A minute rollup of minute-resolution data is as large as the raw rows and saves
     # nothing at read time, so plain PostgreSQL computes it on demand with date_bin
     # (readers ask for at most ~1,000 minutes of one patient); hours and days are tables.
-    f"""
+    """
     CREATE OR REPLACE VIEW samples_1m AS
     SELECT patient_id, metric, date_bin(INTERVAL '1 minute', time, TIMESTAMPTZ 'epoch') AS bucket,
            count(value) AS n, sum(value) AS total, min(value) AS vmin, max(value) AS vmax

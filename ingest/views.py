@@ -3,12 +3,10 @@
 from __future__ import annotations
 
 import logging
-import time
 from datetime import UTC, datetime, timedelta
 
 import orjson
 from django.conf import settings
-from django.core.cache import cache
 from django.utils import timezone
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, extend_schema, inline_serializer
@@ -20,7 +18,7 @@ from rest_framework.views import APIView
 from api.access import audit, can_read
 from api.errors import error_response
 from api.models import Device, hash_token
-from ingest import service, storage
+from ingest import ratelimit, service, storage
 from ingest.schema import METRICS, BatchError, validate_upload
 
 log = logging.getLogger(__name__)
@@ -84,18 +82,6 @@ class IsDevice(IsAuthenticated):
         return isinstance(request.user, _DeviceUser)
 
 
-def _rate_limited(device_id: int) -> int | None:
-    """Fixed one-minute window per device, kept in Redis. Returns seconds to wait or None."""
-    window = int(time.time() // 60)
-    key = f"rl:ingest:{device_id}:{window}"
-    if cache.add(key, 1, timeout=120):
-        return None
-    count = cache.incr(key)
-    if count > settings.INGEST_RATE_LIMIT_PER_MIN:
-        return 60 - int(time.time() % 60)
-    return None
-
-
 _accepted = inline_serializer(
     "IngestAccepted",
     {"batch_id": serializers.CharField(), "status": serializers.CharField(),
@@ -130,7 +116,7 @@ class IngestBatchView(APIView):
         if length > settings.INGEST_MAX_BODY_BYTES:
             return error_response(
                 [{"field": "(body)", "reason": f"{length} bytes is over the limit of {settings.INGEST_MAX_BODY_BYTES}"}], 413)
-        wait = _rate_limited(device.pk)
+        wait = ratelimit.hit("ingest", device.pk, settings.INGEST_RATE_LIMIT_PER_MIN)
         if wait is not None:
             return error_response(
                 [{"field": "(device)", "reason": f"rate limit of {settings.INGEST_RATE_LIMIT_PER_MIN} batches a minute reached"}],
