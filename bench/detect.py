@@ -35,8 +35,6 @@ from datetime import UTC, datetime
 
 from bench.common import ROOT, bench_environment, percentile, spawn, stop
 
-TAKE = 500
-
 
 def _setup_django(env: dict) -> None:
     os.environ.update({k: env[k] for k in ("DATABASE_URL", "KAFKA_BOOTSTRAP_SERVERS")})
@@ -46,7 +44,7 @@ def _setup_django(env: dict) -> None:
     django.setup()
 
 
-def make_uploads(patients: int, days: int, seed: int):
+def make_uploads(patients: int, days: int, seed: int, window_min: int = 15):
     """[(patient, samples.v1 message, n samples, columns)] in event-time order."""
     from ingest.simulator import simulate_cohort
     from streams.detectors import Samples
@@ -56,7 +54,7 @@ def make_uploads(patients: int, days: int, seed: int):
     cohort = simulate_cohort(patients, days, start=start, seed=seed)
     items = []
     for pid, frame in cohort.frames.items():
-        for i, up in enumerate(frame_uploads(frame)):
+        for i, up in enumerate(frame_uploads(frame, window_ms=window_min * 60_000)):
             items.append((up[0]["time"], pid, upload_message(pid, f"b{pid}-{i}", up), len(up),
                           Samples.from_records(up)))
     items.sort(key=lambda x: (x[0], x[1]))
@@ -65,14 +63,17 @@ def make_uploads(patients: int, days: int, seed: int):
 
 def pure_rate(items) -> float:
     """The same batches through the same monitors, no Kafka, no JSON, no Faust."""
+    from django.conf import settings
+
     from streams.detectors import PatientMonitor, Samples
 
+    take = settings.DETECTOR_TAKE_MESSAGES  # the worker's batches: a take, grouped by patient
     monitors: dict[int, PatientMonitor] = {}
     n = 0
     t0 = time.perf_counter()
-    for i in range(0, len(items), TAKE):
+    for i in range(0, len(items), take):
         groups: dict[int, list] = {}
-        for pid, _, k, cols in items[i:i + TAKE]:
+        for pid, _, k, cols in items[i:i + take]:
             groups.setdefault(pid, []).append(cols)
             n += k
         for pid, parts in groups.items():
@@ -174,10 +175,12 @@ def main(argv: list[str] | None = None) -> dict:
     ap.add_argument("--state-patients", type=int, default=10_000)
     ap.add_argument("--latency-patients", type=int, default=100)
     ap.add_argument("--seed", type=int, default=5)
+    ap.add_argument("--window-min", type=int, default=15,
+                    help="minutes of event time per upload (phones: 15)")
     ap.add_argument("--json", action="store_true")
     args = ap.parse_args(argv)
     log_dir = ROOT / "var" / "bench" / "detect"
-    out: dict = {"patients": args.patients, "days": args.days}
+    out: dict = {"patients": args.patients, "days": args.days, "upload_minutes": args.window_min}
     with bench_environment("hs_bench_detect", log_dir) as env:
         env = dict(env, KAFKA_TOPIC_SAMPLES="samples.v1", KAFKA_TOPIC_ALERTS="alerts.v1",
                    DETECTOR_STORE="rocksdb://", DETECTOR_APP_ID="bench-detect",
@@ -188,7 +191,7 @@ def main(argv: list[str] | None = None) -> dict:
 
         from ingest import kafka
 
-        items, cohort = make_uploads(args.patients, args.days, args.seed)
+        items, cohort = make_uploads(args.patients, args.days, args.seed, args.window_min)
         n_samples = sum(k for _, _, k, _ in items)
         out["messages"], out["samples"] = len(items), n_samples
         pure = pure_rate(items)

@@ -38,6 +38,10 @@ class Alert(models.Model):
         related_name="+",
     )
     resolution_reason = models.CharField(max_length=300, blank=True)
+    event_seq = models.PositiveIntegerField(
+        default=0, help_text="the detector's change counter for this episode (alerts.v1 seq): "
+        "the sink applies a change only if it is newer"
+    )
 
     class Meta:
         ordering = ["-opened_at"]

@@ -1,0 +1,108 @@
+"""The Faust app: topics, the per-patient state table, and the detector agent.
+
+samples.v1 (key = patient id) --> agent ``detect`` --> alerts.v1 (key = patient id)
+                                     |
+                                     +--> table ``<app id>-state`` (changelog topic
+                                          co-partitioned with samples.v1)
+
+The agent is thin: it batches events (``take_events``), hands them to
+``DetectorProcessor`` (pure Python + numpy), sends the alerts and waits for the
+broker's ack, then writes the new state into the table. The table's store is
+RocksDB (through rocksdict) in production and memory in tests; either way the
+changelog topic is the source of truth, so a restarted or a new worker recovers the
+state of the partitions it is given. Several workers in the same group share the
+partitions (Faust's consumer group). Async code here never calls the Django ORM.
+"""
+
+from __future__ import annotations
+
+import logging
+import weakref
+from pathlib import Path
+
+import faust
+from django.conf import settings
+from faust.streams import _current_event
+
+from ingest import kafka as hs_kafka
+from streams.processor import DetectorProcessor
+from streams.thresholds import ThresholdCache
+
+log = logging.getLogger(__name__)
+
+
+def broker_urls() -> str:
+    return ";".join(f"kafka://{s}" for s in hs_kafka.bootstrap())
+
+
+def create_app(*, thresholds: ThresholdCache | None = None) -> faust.App:
+    """Build the app from Django settings (one per process)."""
+    partitions = settings.KAFKA_PARTITIONS
+    app = faust.App(
+        settings.DETECTOR_APP_ID,
+        broker=broker_urls(),
+        store=settings.DETECTOR_STORE,
+        datadir=str(Path(settings.DETECTOR_DATA_DIR)),
+        topic_partitions=partitions,
+        topic_replication_factor=settings.KAFKA_REPLICATION_FACTOR,
+        broker_max_poll_interval=settings.DETECTOR_MAX_POLL_INTERVAL_S,
+        broker_rebalance_timeout=settings.DETECTOR_REBALANCE_TIMEOUT_S,
+        broker_session_timeout=settings.DETECTOR_SESSION_TIMEOUT_S,
+        broker_heartbeat_interval=1.0,
+        broker_commit_interval=1.0,
+        consumer_auto_offset_reset="earliest",
+        producer_acks=-1,
+        # state blobs are ~6.5 KB: batch many per request instead of two
+        producer_max_batch_size=1 << 20,
+        producer_max_request_size=8 << 20,
+        producer_linger_ms=5,
+        web_enabled=False,
+        stream_wait_empty=False,
+        stream_buffer_maxsize=max(4096, 2 * settings.DETECTOR_TAKE_MESSAGES),
+        broker_max_poll_records=2000,
+        table_standby_replicas=0,
+    )
+    def raw() -> faust.Schema:
+        return faust.Schema(key_type=bytes, value_type=bytes, key_serializer="raw",
+                            value_serializer="raw")
+
+    samples = app.topic(settings.KAFKA_TOPIC_SAMPLES, schema=raw(), partitions=partitions)
+    alerts = app.topic(settings.KAFKA_TOPIC_ALERTS, schema=raw(), partitions=partitions)
+    # bytes in, bytes out: Faust picks the "raw" codec from these types (and only from them)
+    table = app.Table("state", default=None, key_type=bytes, value_type=bytes, partitions=partitions)
+    thresholds = thresholds or ThresholdCache(settings.DETECTOR_THRESHOLDS_REFRESH_S)
+    processor = DetectorProcessor(lateness_s=settings.DETECTOR_LATENESS_S,
+                                  overrides=thresholds.overrides, tz_offset=thresholds.tz_offset)
+    app.detector_processor = processor  # type: ignore[attr-defined]
+    app.detector_thresholds = thresholds  # type: ignore[attr-defined]
+
+    @app.agent(samples)
+    async def detect(stream):
+        async for events in stream.take_events(settings.DETECTOR_TAKE_MESSAGES,
+                                               within=settings.DETECTOR_TAKE_WITHIN_S):
+            batch = [(e.message.key or b"", e.message.offset, e.message.value) for e in events]
+            out = processor.process(batch, table.get)
+            if out.alerts:
+                futures = [await alerts.send(key=a.key(), value=a.dumps()) for a in out.alerts]
+                for fut in futures:
+                    await fut  # acked by the broker before the state moves on
+            last_event = {e.message.key or b"": e for e in events}
+            for key, blob in out.states.items():
+                # Faust sends a changelog write to the partition of the task's current
+                # event; point it at this key's own event so the state stays
+                # co-partitioned with samples.v1 (take_events leaves it unset).
+                token = _current_event.set(weakref.ref(last_event[key]))
+                try:
+                    table[key] = blob
+                finally:
+                    _current_event.reset(token)
+
+    @app.on_partitions_revoked.connect  # type: ignore[arg-type]
+    async def _revoked(sender, revoked, **kwargs):  # noqa: ARG001
+        processor.forget()  # another worker may own (and change) these patients now
+
+    @app.task
+    async def _start_thresholds():
+        thresholds.start()
+
+    return app

@@ -1,0 +1,158 @@
+"""Sustained high or low heart rate at rest (the Apple Watch notification's definition).
+
+Apple Watch notifies when heart rate stays above a threshold the wearer picks
+(default 120 bpm; low: 40 bpm) for 10 minutes while the wearer seems inactive. Here a
+minute is *at rest* when no steps were counted in it nor in the ``rest_window_min``
+minutes before it; the condition holds over a run of minutes whose heart rate is
+beyond the threshold, at rest, with no minute of contrary evidence and gaps without
+heart rate no longer than ``max_gap_min``.
+"""
+
+from __future__ import annotations
+
+from typing import ClassVar
+
+import numpy as np
+
+from streams.detectors.base import (
+    HR_SCALE,
+    MINUTE_MS,
+    Detector,
+    Episode,
+    Event,
+    MinuteFrame,
+    trailing_count,
+)
+
+
+class _HeartRateAtRest(Detector):
+    direction: ClassVar[int] = 1  # +1 high, -1 low
+
+    def __init__(self, threshold: float, duration_min: int = 10, rest_window_min: int = 10,
+                 max_gap_min: int = 5, red_after_min: int = 30, cooldown_min: int = 60,
+                 lateness_s: float = 600, tz_offset_min: int = 0) -> None:
+        self.threshold = threshold
+        self.duration_min = duration_min
+        self.rest_window_min = rest_window_min
+        self.max_gap_min = max_gap_min
+        self.red_after_min = red_after_min
+        self.cooldown_min = cooldown_min
+        super().__init__(lateness_s, tz_offset_min)
+        self.steps_tail_ = np.zeros(max(rest_window_min - 1, 0), np.int8)
+        self.run_start_ = -1  # first minute of the current run, -1 when none
+        self.run_last_ = -1
+        self.run_peak_ = 0.0
+        self.run_sum_ = 0  # milli-bpm over the run's samples
+        self.run_n_ = 0
+        self.episode_ = Episode(cooldown_min * MINUTE_MS)
+
+    def _evidence(self) -> dict:
+        minutes = self.run_last_ - self.run_start_ + 1
+        return {
+            "threshold_bpm": float(self.threshold),
+            "direction": "above" if self.direction > 0 else "below",
+            "peak_bpm": round(self.run_peak_, 1),
+            "mean_bpm": round(self.run_sum_ / max(self.run_n_, 1) / HR_SCALE, 1),
+            "minutes": int(minutes),
+            "required_minutes": int(self.duration_min),
+            "rest": f"no steps in the {self.rest_window_min} minutes before each",
+        }
+
+    def _end_run(self, events: list[Event]) -> None:
+        if self.run_start_ >= 0:
+            ev = self.episode_.close(self.name, (self.run_last_ + 1) * MINUTE_MS, self._evidence())
+            if ev is not None:
+                events.append(ev)
+        self.run_start_ = -1
+        self.run_n_ = 0
+        self.run_sum_ = 0
+        self.run_peak_ = 0.0
+
+    def _step(self, frame: MinuteFrame) -> list[Event]:
+        active, self.steps_tail_ = trailing_count(frame.moving, self.steps_tail_,
+                                                  max(int(self.rest_window_min), 1))
+        has = frame.hr_n > 0
+        mean = np.zeros(len(frame))
+        np.divide(frame.hr_sum, frame.hr_n * HR_SCALE, out=mean, where=has)
+        beyond = (mean - float(self.threshold)) * self.direction > 0
+        cond = has & (active == 0) & beyond
+        events: list[Event] = []
+        if self.run_start_ < 0 and not cond.any():
+            return events  # the hot path: nothing happening
+        for i in np.flatnonzero(has):
+            m = frame.start + int(i)
+            if self.run_start_ >= 0 and m - self.run_last_ > self.max_gap_min + 1:
+                self._end_run(events)
+            if not cond[i]:
+                self._end_run(events)
+                continue
+            if self.run_start_ < 0:
+                self.run_start_ = m
+                self.run_peak_ = float(mean[i])
+            self.run_last_ = m
+            self.run_sum_ += int(frame.hr_sum[i])
+            self.run_n_ += int(frame.hr_n[i])
+            pick = max if self.direction > 0 else min
+            self.run_peak_ = pick(self.run_peak_, float(mean[i]))
+            minutes = m - self.run_start_ + 1
+            if minutes >= self.duration_min:
+                severity = "red" if minutes >= self.red_after_min else "yellow"
+                ev = self.episode_.raise_(self.name, self.run_start_ * MINUTE_MS,
+                                          (m + 1) * MINUTE_MS, severity, self._evidence())
+                if ev is not None:
+                    events.append(ev)
+                else:
+                    self.episode_.extend((m + 1) * MINUTE_MS)
+        if self.run_start_ >= 0 and frame.stop - 1 - self.run_last_ > self.max_gap_min + 1:
+            self._end_run(events)
+        return events
+
+
+class HighHeartRateAtRest(_HeartRateAtRest):
+    """Heart rate above ``threshold`` (default 120 bpm) for 10 minutes at rest.
+
+    Yellow once the run lasts ``duration_min``; red at ``red_after_min``; closed when
+    a resting minute below the threshold (or any active minute) is seen.
+
+    >>> import numpy as np
+    >>> from streams.detectors.base import Samples, HEART_RATE
+    >>> t0 = 1_700_000_000_000 - 1_700_000_000_000 % 60_000
+    >>> t = t0 + np.arange(40) * 60_000
+    >>> hr = np.where(np.arange(40) < 25, 130.0, 70.0)
+    >>> det = HighHeartRateAtRest(lateness_s=0)
+    >>> events = det.update(Samples.from_arrays(HEART_RATE, t, value=hr))
+    >>> [(e.state, e.severity) for e in events]
+    [('open', 'yellow'), ('closed', 'yellow')]
+    >>> events[-1].evidence["minutes"]
+    25
+    """
+
+    name: ClassVar[str] = "hr_high_at_rest"
+    direction: ClassVar[int] = 1
+
+    def __init__(self, threshold: float = 120, duration_min: int = 10, rest_window_min: int = 10,
+                 max_gap_min: int = 5, red_after_min: int = 30, cooldown_min: int = 60,
+                 lateness_s: float = 600, tz_offset_min: int = 0) -> None:
+        super().__init__(threshold, duration_min, rest_window_min, max_gap_min, red_after_min,
+                         cooldown_min, lateness_s, tz_offset_min)
+
+
+class LowHeartRateAtRest(_HeartRateAtRest):
+    """Heart rate below ``threshold`` (default 40 bpm) for 10 minutes at rest.
+
+    >>> import numpy as np
+    >>> from streams.detectors.base import Samples, HEART_RATE
+    >>> t = 1_700_000_040_000 + np.arange(30) * 60_000
+    >>> det = LowHeartRateAtRest(lateness_s=0)
+    >>> [e.state for e in det.update(Samples.from_arrays(HEART_RATE, t, value=np.full(30, 35.0)))]
+    ['open']
+    """
+
+    name: ClassVar[str] = "hr_low_at_rest"
+    direction: ClassVar[int] = -1
+
+    def __init__(self, threshold: float = 40, duration_min: int = 10, rest_window_min: int = 10,
+                 max_gap_min: int = 5, red_after_min: int = 30, cooldown_min: int = 60,
+                 lateness_s: float = 600, tz_offset_min: int = 0) -> None:
+        super().__init__(threshold, duration_min, rest_window_min, max_gap_min, red_after_min,
+                         cooldown_min, lateness_s, tz_offset_min)

@@ -1,0 +1,152 @@
+"""NightSignal: nightly resting heart rate against the patient's own running median.
+
+Published definition (Alavi et al. 2022, Nature Medicine; StanfordBioinformatics/
+wearable-infection): resting heart rate of a night = mean heart rate from 00:00 to
+06:59 local time over minutes with zero steps; baseline = median of all earlier
+nights; *yellow* when two consecutive nights are at least 3 bpm above the baseline,
+*red* when two consecutive nights are at least 4 bpm above; evaluated at 07:00.
+
+Here: a minute with no step record counts as zero steps (as in the published code's
+merge); a night needs ``min_samples`` resting heart-rate samples to count; nights
+are consecutive calendar nights (a night without data breaks a streak); scoring
+starts once ``min_baseline_nights`` earlier nights exist. An episode stays one alert
+while nights stay elevated and closes on the first night under the yellow delta.
+"""
+
+from __future__ import annotations
+
+from typing import ClassVar
+
+import numpy as np
+
+from streams.detectors.base import (
+    DAY_MS,
+    HR_SCALE,
+    Detector,
+    Episode,
+    Event,
+    MinuteFrame,
+    _r,
+)
+
+
+def day_label(day: int) -> str:
+    return str(np.datetime64(int(day), "D"))
+
+
+class NightSignal(Detector):
+    """Nightly resting heart rate versus the median of all earlier nights.
+
+    >>> import numpy as np
+    >>> from streams.detectors.base import Samples, HEART_RATE
+    >>> day0 = 19_000 * 86_400_000
+    >>> days = np.repeat(np.arange(12), 60)
+    >>> t = day0 + days * 86_400_000 + np.tile(np.arange(60), 12) * 60_000
+    >>> hr = np.where(days >= 10, 66.0, 60.0)       # the last two nights 6 bpm up
+    >>> det = NightSignal(lateness_s=0)
+    >>> out = det.update(Samples.from_arrays(HEART_RATE, t, value=hr))
+    >>> out += det.advance_to(day0 + 12 * 86_400_000)
+    >>> [(e.state, e.severity, e.evidence["baseline_bpm"]) for e in out]
+    [('open', 'red', 60.0)]
+    """
+
+    name: ClassVar[str] = "nightsignal_rhr"
+
+    def __init__(self, yellow_delta: float = 3.0, red_delta: float = 4.0,
+                 consecutive_nights: int = 2, night_start_hour: int = 0, night_end_hour: int = 7,
+                 min_samples: int = 10, min_baseline_nights: int = 7, cooldown_nights: int = 1,
+                 lateness_s: float = 600, tz_offset_min: int = 0) -> None:
+        self.yellow_delta = yellow_delta
+        self.red_delta = red_delta
+        self.consecutive_nights = consecutive_nights
+        self.night_start_hour = night_start_hour
+        self.night_end_hour = night_end_hour
+        self.min_samples = min_samples
+        self.min_baseline_nights = min_baseline_nights
+        self.cooldown_nights = cooldown_nights
+        super().__init__(lateness_s, tz_offset_min)
+        self.next_night_: int | None = None  # local day number of the next night to evaluate
+        self.acc_: dict[int, list[int]] = {}  # day -> [milli-bpm sum, samples]
+        self.history_ = np.zeros(0, np.float32)  # every earlier night's resting HR
+        self.recent_: list[tuple[int, float, float]] = []  # (day, rhr, delta) of the streak
+        self.yellow_streak_ = 0
+        self.red_streak_ = 0
+        self.episode_ = Episode(cooldown_nights * DAY_MS)
+
+    def _night_bounds(self, day: int) -> tuple[int, int]:
+        """UTC epoch ms of a night's window."""
+        base = day * DAY_MS - self._tz_ms
+        return (base + self.night_start_hour * 3_600_000, base + self.night_end_hour * 3_600_000)
+
+    def baseline(self) -> float:
+        if self.history_.shape[0] < self.min_baseline_nights:
+            return float("nan")
+        return float(np.median(self.history_))
+
+    def _step(self, frame: MinuteFrame) -> list[Event]:
+        lm = self._local_minutes(frame)
+        day = lm // 1440
+        mod = lm % 1440
+        sel = ((mod >= self.night_start_hour * 60) & (mod < self.night_end_hour * 60)
+               & (frame.hr_n > 0) & ~frame.moving)
+        if sel.any():
+            u, inv = np.unique(day[sel], return_inverse=True)
+            sums = np.bincount(inv, weights=frame.hr_sum[sel].astype(np.float64))
+            ns = np.bincount(inv, weights=frame.hr_n[sel].astype(np.float64))
+            for d, s, n in zip(u.tolist(), sums.tolist(), ns.tolist(), strict=True):
+                acc = self.acc_.setdefault(d, [0, 0])
+                acc[0] += int(s)
+                acc[1] += int(n)
+        if self.next_night_ is None:
+            self.next_night_ = int(day[0])
+        last_done = (int(lm[-1]) + 1 - self.night_end_hour * 60) // 1440
+        events: list[Event] = []
+        while self.next_night_ <= last_done:
+            self._evaluate(self.next_night_, events)
+            self.next_night_ += 1
+        return events
+
+    def _evaluate(self, d: int, events: list[Event]) -> None:
+        s, n = self.acc_.pop(d, (0, 0))
+        if n < self.min_samples:
+            self.yellow_streak_ = self.red_streak_ = 0
+            self.recent_ = []
+            return
+        rhr = s / n / HR_SCALE
+        base = self.baseline()
+        self.history_ = np.append(self.history_, np.float32(rhr))
+        if not np.isfinite(base):
+            return
+        delta = rhr - base
+        start, end = self._night_bounds(d)
+        if delta >= self.yellow_delta:
+            self.yellow_streak_ += 1
+            self.red_streak_ = self.red_streak_ + 1 if delta >= self.red_delta else 0
+            self.recent_ = [*self.recent_, (d, rhr, delta)][-7:]
+        else:
+            self.yellow_streak_ = self.red_streak_ = 0
+            ev = self.episode_.close(self.name, end, self._evidence(base, [(d, rhr, delta)]))
+            self.recent_ = []
+            if ev is not None:
+                events.append(ev)
+            return
+        if self.yellow_streak_ >= self.consecutive_nights:
+            severity = "red" if self.red_streak_ >= self.consecutive_nights else "yellow"
+            first = d - self.yellow_streak_ + 1
+            ev = self.episode_.raise_(self.name, self._night_bounds(first)[0], end, severity,
+                                      self._evidence(base, self.recent_))
+            if ev is not None:
+                events.append(ev)
+            else:
+                self.episode_.extend(end)
+
+    def _evidence(self, base: float, nights) -> dict:
+        return {
+            "baseline_bpm": _r(base),
+            "baseline_nights": int(self.history_.shape[0] - 1),
+            "yellow_delta_bpm": float(self.yellow_delta),
+            "red_delta_bpm": float(self.red_delta),
+            "nights": [{"night": day_label(d), "resting_hr_bpm": _r(r), "delta_bpm": _r(x)}
+                       for d, r, x in nights],
+            "window": f"{self.night_start_hour:02d}:00-{self.night_end_hour - 1:02d}:59 local, zero-step minutes",
+        }

@@ -1,0 +1,40 @@
+"""``python manage.py run_detector_worker``: the Faust worker of the anomaly detectors.
+
+Stops cleanly on SIGTERM or SIGINT (Faust's worker handles both: it finishes the
+current batch, commits and leaves the consumer group).
+"""
+
+from __future__ import annotations
+
+import logging
+
+from django.core.management.base import BaseCommand
+from django.db import connections
+
+log = logging.getLogger(__name__)
+
+
+class Command(BaseCommand):
+    help = "Run the Faust worker that runs the anomaly detectors over samples.v1."
+
+    def add_arguments(self, parser):
+        parser.add_argument("--loglevel", default="WARNING", help="Faust's log level")
+
+    def handle(self, *args, **options):
+        from faust.worker import Worker
+
+        from ingest import kafka
+        from streams.app import create_app
+
+        connections.close_all()  # the worker never uses the ORM
+        kafka.ensure_topics()
+        app = create_app()
+        worker = Worker(app, loglevel=options["loglevel"], quiet=True, redirect_stdouts=False,
+                        override_logging=False)
+        try:
+            worker.execute_from_commandline()
+        finally:
+            s = app.detector_processor.stats
+            log.info("detector worker stopped: %d messages, %d samples, %d alerts, "
+                     "%d re-delivered skipped, %d unreadable", s.messages, s.samples, s.alerts,
+                     s.skipped_redelivered, s.unreadable)

@@ -1,0 +1,91 @@
+"""Clinicians' per-patient overrides, re-read by the workers without a restart.
+
+A daemon thread reads ``streams_detectorthreshold`` (and patients' time zones) every
+``DETECTOR_THRESHOLDS_REFRESH_S`` seconds with psycopg (never the Django ORM: the
+worker is async) and swaps in a new dict. The agent asks it for one patient's
+overrides before each update; ``PatientMonitor.apply_overrides`` changes the running
+detectors' tunable parameters in place (their learned state is kept).
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import zoneinfo
+from datetime import UTC, datetime
+
+import psycopg
+
+from ingest import storage
+from streams.detectors import validate_overrides
+
+log = logging.getLogger(__name__)
+
+_SQL = "SELECT patient_id, detector, params FROM streams_detectorthreshold"
+_TZ_SQL = "SELECT id, timezone FROM api_patient WHERE timezone <> 'UTC'"
+
+
+def utc_offset_minutes(tz: str, at: datetime | None = None) -> int:
+    """The offset of an IANA zone now (a fixed offset per patient; see docs/detectors.md)."""
+    try:
+        off = (at or datetime.now(UTC)).astimezone(zoneinfo.ZoneInfo(tz)).utcoffset()
+    except (zoneinfo.ZoneInfoNotFoundError, ValueError):
+        return 0
+    return int(off.total_seconds() // 60) if off is not None else 0
+
+
+class ThresholdCache:
+    def __init__(self, refresh_s: float, conninfo: str | None = None) -> None:
+        self.refresh_s = refresh_s
+        self.conninfo = conninfo
+        self._overrides: dict[int, dict[str, dict]] = {}
+        self._tz: dict[int, int] = {}
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self.loads = 0
+
+    def overrides(self, patient: int) -> dict[str, dict]:
+        return self._overrides.get(patient, {})
+
+    def tz_offset(self, patient: int) -> int:
+        return self._tz.get(patient, 0)
+
+    def load(self) -> None:
+        """Read everything once (raises on a database error)."""
+        info = self.conninfo or storage.conninfo()
+        with psycopg.connect(info, autocommit=True) as conn, conn.cursor() as cur:
+            cur.execute(_SQL)
+            rows = cur.fetchall()
+            cur.execute(_TZ_SQL)
+            tz_rows = cur.fetchall()
+        overrides: dict[int, dict[str, dict]] = {}
+        bad = 0
+        for patient, detector, params in rows:
+            try:
+                overrides.setdefault(int(patient), {})[detector] = validate_overrides(detector, params or {})
+            except ValueError as exc:
+                bad += 1
+                log.warning("ignoring an override of patient %s: %s", patient, exc)
+        self._overrides = overrides
+        self._tz = {int(p): utc_offset_minutes(tz) for p, tz in tz_rows}
+        self.loads += 1
+        log.debug("thresholds: %d overrides for %d patients (%d refused)", len(rows) - bad,
+                  len(overrides), bad)
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            try:
+                self.load()
+            except psycopg.Error as exc:
+                log.warning("could not read detector thresholds (%s); keeping the last ones",
+                            type(exc).__name__)
+            self._stop.wait(self.refresh_s)
+
+    def start(self) -> ThresholdCache:
+        if self._thread is None:
+            self._thread = threading.Thread(target=self._run, name="detector-thresholds", daemon=True)
+            self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        self._stop.set()
