@@ -158,8 +158,11 @@ DETECTOR_STORE = env_str("DETECTOR_STORE", "rocksdb://")
 DETECTOR_DATA_DIR = env_str("DETECTOR_DATA_DIR", str(VAR_DIR / "faust"))
 # Samples may arrive this late (event time) behind the newest one of the same patient.
 DETECTOR_LATENESS_S = env_int("DETECTOR_LATENESS_S", 600, minimum=0)
-DETECTOR_TAKE_MESSAGES = env_int("DETECTOR_TAKE_MESSAGES", 500, minimum=1)
-DETECTOR_TAKE_WITHIN_S = env_float("DETECTOR_TAKE_WITHIN_S", 0.2)
+# The agent takes up to this many messages (or what came within the time) at once: a
+# patient's state is written to the table once per take, so bigger takes mean fewer
+# changelog writes; the time bounds the added alert latency on a quiet stream.
+DETECTOR_TAKE_MESSAGES = env_int("DETECTOR_TAKE_MESSAGES", 20000, minimum=1)
+DETECTOR_TAKE_WITHIN_S = env_float("DETECTOR_TAKE_WITHIN_S", 0.5)
 # Faust's consumer-group timing. A join waits for the rebalance timeout: keep it short with
 # Tansu (PLATFORM.md), or joins take minutes. The poll interval is separate in Faust and
 # must stay long: a worker behind a burst pauses fetching while its buffers are full, and
@@ -187,6 +190,7 @@ FORECAST_HOLDOUT_DAYS = env_int("FORECAST_HOLDOUT_DAYS", 21, minimum=7)
 FORECAST_HISTORY_DAYS = env_int("FORECAST_HISTORY_DAYS", 120, minimum=28)
 FORECAST_LSTM_EPOCHS = env_int("FORECAST_LSTM_EPOCHS", 20, minimum=1)
 FORECAST_LSTM_UNITS = env_int("FORECAST_LSTM_UNITS", 64, minimum=4)
+FORECAST_KEEP_DAYS = env_int("FORECAST_KEEP_DAYS", 90, minimum=1)  # issues kept, for scoring
 
 LOGGING = {
     "version": 1,
