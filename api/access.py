@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from django.core.exceptions import ObjectDoesNotExist
 from django.db.models import F, Q, QuerySet
 
 from api.models import AuditEvent, Patient
@@ -10,16 +11,15 @@ from api.models import AuditEvent, Patient
 def readable_patients(user) -> QuerySet[Patient]:
     """Patients this user may read: themself, or (clinicians) patients assigned to one of
     their teams who have an active consent for that same team."""
-    if not user or not user.is_authenticated:
+    if not user or not user.is_authenticated or getattr(user, "pk", None) is None:
         return Patient.objects.none()
-    clinician = getattr(user, "clinician", None)
-    q = Q(user=user)
-    if clinician is not None:
-        q |= Q(
-            assignment__team__teammembership__clinician=clinician,
-            consents__team=F("assignment__team"),
-            consents__revoked_at__isnull=True,
-        )
+    # One query whatever the role (no separate look-up of the user's Clinician row): a
+    # user without one simply matches no team membership.
+    q = Q(user=user) | Q(
+        assignment__team__teammembership__clinician__user=user,
+        consents__team=F("assignment__team"),
+        consents__revoked_at__isnull=True,
+    )
     return Patient.objects.filter(q).distinct()
 
 
@@ -29,6 +29,68 @@ def can_read(user, patient_id: int) -> bool:
 
 def audit(request, patient_id: int | None, action: str, **detail) -> None:
     user = request.user if request.user and request.user.is_authenticated else None
+    if user is not None and getattr(user, "pk", None) is None:
+        user = None  # a device principal is not a user row
     AuditEvent.objects.create(
         actor=user, patient_id=patient_id, action=action, path=request.path[:300], detail=detail
+    )
+
+
+# --------------------------------------------------------------------------
+# Object-level checks used by the API views and the dashboard pages.
+#
+# A patient that a user may not read is answered 404 (its existence is not revealed);
+# a patient the user may read but not act on in that way (a clinician adding a device,
+# a patient working the alert queue) is answered 403.
+
+def clinician_of(user):
+    """The user's Clinician row, or None (patients, devices, anonymous)."""
+    if not user or not getattr(user, "is_authenticated", False) or getattr(user, "pk", None) is None:
+        return None
+    try:
+        return user.clinician
+    except ObjectDoesNotExist:
+        return None
+
+
+def patient_of(user) -> Patient | None:
+    if not user or not getattr(user, "is_authenticated", False) or getattr(user, "pk", None) is None:
+        return None
+    try:
+        return user.patient
+    except ObjectDoesNotExist:
+        return None
+
+
+def readable_patient(user, patient_id: int) -> Patient | None:
+    return readable_patients(user).filter(pk=patient_id).first()
+
+
+def readable_alerts(user):
+    """Alerts of the patients this user may read (same rule as ``readable_patients``)."""
+    from streams.models import Alert
+
+    if not user or not getattr(user, "is_authenticated", False) or getattr(user, "pk", None) is None:
+        return Alert.objects.none()
+    # The readable ids first (one small query), then a plain filter: the alert query
+    # stays simple to plan however involved the access rule is.
+    ids = list(readable_patients(user).values_list("pk", flat=True))
+    return Alert.objects.filter(patient_id__in=ids)
+
+
+def team_can_read(team_id: int, patient_id: int) -> bool:
+    """True when the team is assigned the patient and holds an active consent."""
+    return Patient.objects.filter(
+        pk=patient_id, assignment__team_id=team_id, consents__team_id=team_id,
+        consents__revoked_at__isnull=True,
+    ).exists()
+
+
+def audit_many(request, patient_ids, action: str, **detail) -> None:
+    """One audit event per patient whose data a list response showed."""
+    user = request.user if request.user and request.user.is_authenticated and request.user.pk else None
+    ids = sorted(set(patient_ids))
+    AuditEvent.objects.bulk_create(
+        AuditEvent(actor=user, patient_id=pid, action=action, path=request.path[:300], detail=detail)
+        for pid in ids
     )

@@ -11,8 +11,10 @@ with 50 concurrent keep-alive clients (aiohttp, one process):
 * in the same run, the chart's database queries alone (psycopg, no HTTP, no Django).
 
 Prints ``chart_p50_ms chart_p99_ms chart_rps queue_p99_ms queue_rps db_only_p99_ms``
-(and more) as one JSON object with ``--json``. Client and server share this machine's
-cores: the figures are for the whole system under test, clients included.
+(and more: the one-client service times, the load average) as one JSON object with
+``--json``. Client and server share this machine's cores: the figures are for the whole
+system under test, clients included, and for whatever else the machine was running
+(``load_average_1m`` says how busy it was).
 """
 
 from __future__ import annotations
@@ -323,15 +325,24 @@ def main(argv: list[str] | None = None) -> dict:
                                    lambda k: ptok[k % len(ptok)], args.clients, args.seconds, args.warmup))
         queue = asyncio.run(_drive(lambda k: f"{base_url}/api/v1/alerts?limit=50",
                                    lambda k: ctok[k % len(ctok)], args.clients, args.seconds, args.warmup))
+        # One client at a time: the service time of a request, with no queueing.
+        chart1 = asyncio.run(_drive(lambda k: f"{base_url}/api/v1/patients/{ids[k % len(ids)]}/chart?days=30",
+                                    lambda k: ptok[k % len(ptok)], 1, args.seconds / 4, 1.0))
+        queue1 = asyncio.run(_drive(lambda k: f"{base_url}/api/v1/alerts?limit=50",
+                                    lambda k: ctok[k % len(ctok)], 1, args.seconds / 4, 1.0))
     finally:
         stop(server)
     db = db_only(db_url, meta, args.seconds / 2, threads=min(args.clients, 16))
     c, q = summarise(chart), summarise(queue)
+    c1, q1 = summarise(chart1), summarise(queue1)
+    loadavg = os.getloadavg()
     report = {
         "chart_p50_ms": c["p50_ms"], "chart_p99_ms": c["p99_ms"], "chart_rps": c["rps"],
         "queue_p50_ms": q["p50_ms"], "queue_p99_ms": q["p99_ms"], "queue_rps": q["rps"],
         "db_only_p50_ms": db["p50_ms"], "db_only_p99_ms": db["p99_ms"],
         "chart_errors": c["errors"], "queue_errors": q["errors"],
+        "chart_1client_p50_ms": c1["p50_ms"], "queue_1client_p50_ms": q1["p50_ms"],
+        "load_average_1m": round(loadavg[0], 2),
         "detail": {"chart": c, "queue": q, "db_only": db,
                    "setup": {"patients": meta["patients"], "days": meta["days"], "rows": meta["rows"],
                              "clients": args.clients, "seconds": args.seconds,

@@ -10,5 +10,5 @@ urlpatterns = [
     path("api/v1/", include("ingest.urls")),
     path("api/v1/", include("api.urls")),
     path("api/v1/", include("forecasting.urls")),
-    path("dashboard/", include("dashboard.urls")),
+    path("dashboard/", include("api.dashboard.urls")),
 ]

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import logging
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 
 import orjson
 from django.conf import settings
@@ -18,6 +18,7 @@ from rest_framework.views import APIView
 from api.access import audit, can_read
 from api.errors import error_response
 from api.models import Device, hash_token
+from api.params import instant
 from ingest import ratelimit, service, storage
 from ingest.schema import METRICS, BatchError, validate_upload
 
@@ -150,18 +151,6 @@ RESOLUTIONS = ("raw", "1m", "1h", "1d")
 MAX_POINTS = 1000
 
 
-def _parse_when(value: str | None, name: str, default: datetime) -> datetime:
-    if not value:
-        return default
-    try:
-        when = datetime.fromisoformat(value)
-    except ValueError:
-        raise exceptions.ValidationError({name: f"{value!r} is not an ISO 8601 date-time"}) from None
-    if when.tzinfo is None:
-        when = when.replace(tzinfo=UTC)
-    return when
-
-
 def choose_resolution(patient_id: int, code: int, start: datetime, end: datetime) -> str:
     """The finest resolution that serves at most about MAX_POINTS points."""
     span_ms = (end - start).total_seconds() * 1000
@@ -194,8 +183,8 @@ class PatientSamplesView(APIView):
         metric = request.query_params.get("metric")
         if metric not in METRICS:
             raise exceptions.ValidationError({"metric": f"must be one of {', '.join(METRICS)}"})
-        end = _parse_when(request.query_params.get("end"), "end", timezone.now())
-        start = _parse_when(request.query_params.get("start"), "start", end - timedelta(days=1))
+        end = instant(request.query_params.get("end"), "end", timezone.now())
+        start = instant(request.query_params.get("start"), "start", end - timedelta(days=1))
         if end <= start:
             raise exceptions.ValidationError({"end": "must be after start"})
         if end - start > timedelta(days=3660):

@@ -106,3 +106,9 @@ def test_minute_points_are_binned_from_raw_rows(client, owner):
     assert len(points) == 120
     assert points[3] == {"time": (T0 + timedelta(minutes=3)).isoformat(), "mean": 63.0, "min": 63.0, "max": 63.0,
                          "count": 1, "sum": 63.0}
+
+
+def test_an_end_with_an_impossible_offset_is_a_400_not_a_server_error(client, owner):
+    r = get(client, owner.pk, metric="heart_rate", end="9999-12-31T23:59:59-23:59")
+    assert r.status_code == 400
+    assert r.json()["errors"][0]["field"] == "end"

@@ -1,0 +1,340 @@
+"""Serializers of the patient and care-team API. Request bodies are validated here."""
+
+from __future__ import annotations
+
+import re
+from datetime import timedelta
+
+from django.utils import timezone
+from rest_framework import serializers
+
+from api.models import AlertAction, AlertNote, CareTeam, Consent, Device, Patient
+from coaching.models import CONTEXT_TAGS, ContextReport, Recommendation
+from coaching.rules import DISCLAIMER
+from streams.models import Alert, DetectorThreshold
+
+DETECTOR_RE = re.compile(r"^[a-z0-9_.-]{1,48}$")
+MAX_SNOOZE = timedelta(days=30)
+
+
+class ApiErrorItemSerializer(serializers.Serializer):
+    field = serializers.CharField()
+    reason = serializers.CharField()
+
+
+class ApiErrorsSerializer(serializers.Serializer):
+    errors = ApiErrorItemSerializer(many=True)
+
+
+# ------------------------------------------------------------------ auth
+
+class TokenRequestSerializer(serializers.Serializer):
+    username = serializers.CharField(max_length=150)
+    password = serializers.CharField(max_length=256, trim_whitespace=False,
+                                     style={"input_type": "password"})
+
+
+class MeSerializer(serializers.Serializer):
+    id = serializers.IntegerField()
+    username = serializers.CharField()
+    role = serializers.ChoiceField(choices=["patient", "clinician", "none"])
+    patient_id = serializers.IntegerField(allow_null=True)
+    clinician_id = serializers.IntegerField(allow_null=True)
+    teams = serializers.ListField(child=serializers.DictField())
+
+
+class TokenResponseSerializer(serializers.Serializer):
+    token = serializers.CharField()
+    me = MeSerializer()
+
+
+# -------------------------------------------------------------- patients
+
+class PatientSerializer(serializers.ModelSerializer):
+    class Meta:
+        model = Patient
+        fields = ["id", "display_name", "timezone", "birth_year", "active", "created_at"]
+        read_only_fields = ["id", "active", "created_at"]
+
+    def validate_birth_year(self, value):
+        if value is not None and not 1900 <= value <= timezone.now().year:
+            raise serializers.ValidationError("must be a year between 1900 and this year")
+        return value
+
+
+class PatientStatusSerializer(serializers.ModelSerializer):
+    status = serializers.CharField()
+    open_alerts = serializers.IntegerField()
+    last_alert_at = serializers.DateTimeField(allow_null=True)
+    last_seen_at = serializers.DateTimeField(allow_null=True)
+    teams = serializers.SerializerMethodField()
+
+    class Meta:
+        model = Patient
+        fields = ["id", "display_name", "status", "open_alerts", "last_alert_at",
+                  "last_seen_at", "teams"]
+
+    def get_teams(self, obj) -> list[str]:
+        return [t.name for t in obj.care_teams.all()]
+
+
+class DeviceSerializer(serializers.ModelSerializer):
+    active = serializers.BooleanField(source="is_active", read_only=True)
+
+    class Meta:
+        model = Device
+        fields = ["id", "name", "kind", "token_hint", "created_at", "revoked_at",
+                  "last_seen_at", "active"]
+        read_only_fields = ["id", "token_hint", "created_at", "revoked_at", "last_seen_at"]
+
+
+class DeviceCreateSerializer(serializers.Serializer):
+    name = serializers.CharField(max_length=120)
+    kind = serializers.ChoiceField(choices=["watch", "phone", "ring", "band", "scale", "other"],
+                                   default="watch")
+
+
+class DeviceIssuedSerializer(DeviceSerializer):
+    token = serializers.CharField(read_only=True, help_text="shown once: store it on the device")
+
+    class Meta(DeviceSerializer.Meta):
+        fields = [*DeviceSerializer.Meta.fields, "token"]
+
+
+class TeamSerializer(serializers.ModelSerializer):
+    class Meta:
+        model = CareTeam
+        fields = ["id", "name"]
+
+
+class ConsentSerializer(serializers.ModelSerializer):
+    team_name = serializers.CharField(source="team.name", read_only=True)
+    active = serializers.SerializerMethodField()
+
+    class Meta:
+        model = Consent
+        fields = ["id", "team", "team_name", "granted_at", "revoked_at", "active"]
+        read_only_fields = ["id", "granted_at", "revoked_at"]
+
+    def get_active(self, obj) -> bool:
+        return obj.revoked_at is None
+
+
+class ConsentCreateSerializer(serializers.Serializer):
+    team = serializers.PrimaryKeyRelatedField(queryset=CareTeam.objects.all())
+
+
+# --------------------------------------------------------- recommendations
+
+class RecommendationSerializer(serializers.ModelSerializer):
+    disclaimer = serializers.SerializerMethodField()
+
+    class Meta:
+        model = Recommendation
+        fields = ["id", "rule", "category", "priority", "title", "message", "reason",
+                  "guideline", "day", "trigger", "alert", "status", "created_at", "disclaimer"]
+
+    def get_disclaimer(self, obj) -> str:
+        return DISCLAIMER
+
+
+class FeedbackSerializer(serializers.Serializer):
+    helpful = serializers.BooleanField(required=False, allow_null=True, default=None)
+    dismissed = serializers.BooleanField(required=False, default=False)
+    context = serializers.ListField(
+        child=serializers.ChoiceField(choices=CONTEXT_TAGS), required=False, default=list,
+        max_length=len(CONTEXT_TAGS))
+    comment = serializers.CharField(max_length=500, required=False, allow_blank=True, default="")
+
+    def validate(self, attrs):
+        if attrs.get("helpful") is None and not attrs.get("dismissed") and not attrs.get("context") \
+                and not attrs.get("comment"):
+            raise serializers.ValidationError("say whether it helped, dismiss it, or give context")
+        return attrs
+
+
+class FeedbackResultSerializer(serializers.Serializer):
+    id = serializers.IntegerField()
+    recommendation = serializers.IntegerField()
+    helpful = serializers.BooleanField(allow_null=True)
+    dismissed = serializers.BooleanField()
+    context = serializers.ListField(child=serializers.CharField())
+    context_report = serializers.IntegerField(allow_null=True)
+
+
+class ContextReportSerializer(serializers.ModelSerializer):
+    quiet_detectors = serializers.ListField(
+        child=serializers.CharField(max_length=48), required=False, write_only=True,
+        max_length=10, default=list)
+    quiet_hours = serializers.FloatField(required=False, write_only=True, min_value=0.25,
+                                         max_value=168, allow_null=True, default=None)
+    tags = serializers.ListField(child=serializers.ChoiceField(choices=CONTEXT_TAGS),
+                                 min_length=1, max_length=len(CONTEXT_TAGS))
+    quieted = serializers.SerializerMethodField()
+
+    class Meta:
+        model = ContextReport
+        fields = ["id", "tags", "starts_at", "ends_at", "note", "source", "created_at",
+                  "quiet_detectors", "quiet_hours", "quieted"]
+        read_only_fields = ["id", "source", "created_at"]
+
+    def get_quieted(self, obj) -> list[dict]:
+        return [{"detector": q.detector, "until": q.until.isoformat()} for q in obj.quiets.all()]
+
+    def validate_quiet_detectors(self, value):
+        for name in value:
+            if not DETECTOR_RE.match(name):
+                raise serializers.ValidationError(f"{name[:48]!r} is not a detector name")
+        return value
+
+    def validate(self, attrs):
+        if attrs["ends_at"] < attrs["starts_at"]:
+            raise serializers.ValidationError({"ends_at": "must not be before starts_at"})
+        if attrs["ends_at"] - attrs["starts_at"] > timedelta(days=31):
+            raise serializers.ValidationError({"ends_at": "a report covers at most 31 days"})
+        if attrs.get("quiet_detectors") and not attrs.get("quiet_hours"):
+            raise serializers.ValidationError({"quiet_hours": "say for how long (hours, at most 168)"})
+        return attrs
+
+
+# ----------------------------------------------------------------- alerts
+
+class AlertSerializer(serializers.ModelSerializer):
+    patient_name = serializers.CharField(source="patient.display_name", read_only=True)
+    assigned_to = serializers.SerializerMethodField()
+    context = serializers.SerializerMethodField()
+    quieted = serializers.SerializerMethodField()
+
+    class Meta:
+        model = Alert
+        fields = ["id", "patient", "patient_name", "detector", "severity", "status",
+                  "window_start", "window_end", "evidence", "signal_closed", "opened_at",
+                  "updated_at", "snoozed_until", "assigned_to", "resolution_reason",
+                  "context", "quieted"]
+
+    def get_assigned_to(self, obj) -> str | None:
+        user = obj.assigned_to
+        if user is None:
+            return None
+        clinician = getattr(user, "clinician", None)
+        return clinician.display_name if clinician else user.get_username()
+
+    def get_context(self, obj) -> list[dict]:
+        return self.context.get("contexts", {}).get(obj.pk, [])
+
+    def get_quieted(self, obj) -> bool:
+        return bool(getattr(obj, "is_quieted", False))
+
+
+class AlertActionSerializer(serializers.ModelSerializer):
+    actor = serializers.SerializerMethodField()
+    escalated_to_clinician = serializers.CharField(source="escalated_to_clinician.display_name",
+                                                   allow_null=True, read_only=True, default=None)
+    escalated_to_team = serializers.CharField(source="escalated_to_team.name", allow_null=True,
+                                              read_only=True, default=None)
+
+    class Meta:
+        model = AlertAction
+        fields = ["id", "action", "at", "actor", "from_status", "to_status", "snoozed_until",
+                  "escalated_to_clinician", "escalated_to_team", "reason"]
+
+    def get_actor(self, obj) -> str | None:
+        if obj.actor is None:
+            return None
+        clinician = getattr(obj.actor, "clinician", None)
+        return clinician.display_name if clinician else obj.actor.get_username()
+
+
+class AlertNoteSerializer(serializers.ModelSerializer):
+    author = serializers.SerializerMethodField()
+    text = serializers.CharField(max_length=2000, trim_whitespace=True)
+
+    class Meta:
+        model = AlertNote
+        fields = ["id", "text", "author", "at"]
+        read_only_fields = ["id", "author", "at"]
+
+    def get_author(self, obj) -> str | None:
+        if obj.author is None:
+            return None
+        clinician = getattr(obj.author, "clinician", None)
+        return clinician.display_name if clinician else obj.author.get_username()
+
+
+class AlertDetailSerializer(AlertSerializer):
+    actions = AlertActionSerializer(many=True, read_only=True)
+    notes = AlertNoteSerializer(many=True, read_only=True)
+
+    class Meta(AlertSerializer.Meta):
+        fields = [*AlertSerializer.Meta.fields, "actions", "notes"]
+
+
+class SnoozeSerializer(serializers.Serializer):
+    until = serializers.DateTimeField()
+    reason = serializers.CharField(max_length=300, required=False, allow_blank=True, default="")
+
+    def validate_until(self, value):
+        now = timezone.now()
+        if value <= now:
+            raise serializers.ValidationError("must be in the future")
+        if value - now > MAX_SNOOZE:
+            raise serializers.ValidationError("an alert can be snoozed for at most 30 days")
+        return value
+
+
+class EscalateSerializer(serializers.Serializer):
+    clinician = serializers.IntegerField(required=False, allow_null=True, default=None, min_value=1)
+    team = serializers.IntegerField(required=False, allow_null=True, default=None, min_value=1)
+    reason = serializers.CharField(max_length=300, required=False, allow_blank=True, default="")
+
+    def validate(self, attrs):
+        if (attrs["clinician"] is None) == (attrs["team"] is None):
+            raise serializers.ValidationError("name exactly one of clinician or team")
+        return attrs
+
+
+class ResolveSerializer(serializers.Serializer):
+    reason = serializers.CharField(min_length=3, max_length=300)
+
+
+class ReasonSerializer(serializers.Serializer):
+    reason = serializers.CharField(max_length=300, required=False, allow_blank=True, default="")
+
+
+class EscalationTargetsSerializer(serializers.Serializer):
+    clinicians = serializers.ListField(child=serializers.DictField())
+    teams = serializers.ListField(child=serializers.DictField())
+
+
+# ------------------------------------------------------------- thresholds
+
+class ThresholdSerializer(serializers.ModelSerializer):
+    updated_by = serializers.SerializerMethodField()
+
+    class Meta:
+        model = DetectorThreshold
+        fields = ["detector", "params", "updated_by", "updated_at"]
+        read_only_fields = ["detector", "updated_by", "updated_at"]
+
+    def get_updated_by(self, obj) -> str | None:
+        return obj.updated_by.get_username() if obj.updated_by else None
+
+
+class ThresholdWriteSerializer(serializers.Serializer):
+    params = serializers.DictField(
+        child=serializers.JSONField(), allow_empty=False,
+        help_text="detector parameters: names to numbers or booleans (at most 20)")
+
+    def validate_params(self, value):
+        if len(value) > 20:
+            raise serializers.ValidationError("at most 20 parameters")
+        for key, v in value.items():
+            if not DETECTOR_RE.match(str(key)):
+                raise serializers.ValidationError(f"{str(key)[:48]!r} is not a parameter name")
+            if isinstance(v, bool):
+                continue
+            if not isinstance(v, int | float) or v != v or v in (float("inf"), float("-inf")):
+                raise serializers.ValidationError(f"{key}: must be a finite number or a boolean")
+            if abs(v) > 1e6:
+                raise serializers.ValidationError(f"{key}: out of range")
+        return value
