@@ -44,6 +44,7 @@ def main(argv: list[str] | None = None) -> dict:
                     help="simulated series scored in the backtest (statsmodels refits per origin)")
     ap.add_argument("--data", default=str(DATA))
     ap.add_argument("--skip-real", action="store_true")
+    ap.add_argument("--real-only", action="store_true", help="stop after the real recordings' table")
     ap.add_argument("--plots", metavar="DIR", help="write the real backtest's charts (PNG) here")
     args = ap.parse_args(argv)
     if args.small:
@@ -87,6 +88,10 @@ def main(argv: list[str] | None = None) -> dict:
         report["real"] = real.to_json()
     elif not args.skip_real:
         log(f"no recordings at {args.data}: real backtest skipped")
+    if args.real_only:
+        if args.json:
+            print(json.dumps(report, indent=2))
+        return report
 
     # -- 2. simulated cohort backtest: the LSTM learns from every patient's history
     # before the origins; all models are scored on the same series and origins.

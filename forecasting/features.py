@@ -5,7 +5,7 @@ daily features, so the live path and the backtests on files compute identical nu
 
 * ``hourly_from_frame``: a recording as read by ``ingest.readers.load_frames`` or made
   by ``ingest.simulator`` (columns metric, time, end, value, label);
-* ``hourly_from_db``: the rollups of the samples store (``samples_1h``, ``samples_1m``,
+* ``hourly_from_db``: the rollups of the samples store (``samples_1h``, minute step sums,
   ``sleep_nightly``) plus the sparse raw ``activity`` intervals.
 
 ``Hourly.hours`` has one row per (patient, UTC hour) with data::
@@ -37,6 +37,8 @@ FEATURES = (
     "resting_hr", "hr_mean", "hr_range", "steps", "active_minutes",
     "sleep_minutes", "sleep_deep", "sleep_light", "sleep_rem", "sleep_awake", "hrv",
 )
+#: Covariates the global model reads, in the order of ``History.covariates``.
+COVARIATES = ("resting_hr", "hr_mean", "hr_range", "steps", "active_minutes", "sleep_minutes", "hrv")
 #: The metrics the forecasters predict (a subset of FEATURES) and their units.
 TARGETS = {"resting_hr": "beats/min", "sleep_minutes": "min", "steps": "steps"}
 HOURLY_COLUMNS = ("hr_n", "hr_sum", "hr_min", "hr_max", "steps", "steps_n",
@@ -46,6 +48,7 @@ MIN_HR_HOURS = 6          # hours with heart rate for a day's mean and range
 MIN_RESTING_HOURS = 2     # night hours at rest for a day's resting heart rate
 MIN_HR_PER_HOUR = 3       # samples in an hour for it to count as measured
 NIGHT_HOURS = range(0, 7)  # local 00:00-06:59
+MAX_REST_RANGE = 50       # bpm: a still hour spanning more is sensor noise, not rest
 BRISK_STEPS_PER_MIN = 100  # moderate-intensity cadence (Tudor-Locke et al. 2018)
 STAGES = ("deep", "light", "rem", "awake")
 
@@ -79,11 +82,17 @@ class Hourly:
 
 # ------------------------------------------------------------------ from a frame
 
-def _hour_agg(times: pd.Series, values: pd.Series, prefix: str, stats: tuple[str, ...]) -> pd.DataFrame:
-    hour = times.dt.floor("h")
-    g = values.groupby(hour.to_numpy()).agg(list(stats))
-    g.columns = [f"{prefix}_{s}" for s in stats]
-    return g
+_NS_HOUR = 3_600_000_000_000
+_NS_MIN = 60_000_000_000
+
+
+def _ns(times: pd.Series) -> np.ndarray:
+    """Epoch nanoseconds of a datetime64 (UTC) column."""
+    return times.to_numpy(dtype="datetime64[ns]").view(np.int64)
+
+
+def _group(keys: np.ndarray, values: np.ndarray, stats: tuple[str, ...]) -> pd.DataFrame:
+    return pd.DataFrame({"k": keys, "v": values}).groupby("k")["v"].agg(list(stats))
 
 
 def hourly_from_frame(patient, frame: pd.DataFrame) -> Hourly:
@@ -91,34 +100,40 @@ def hourly_from_frame(patient, frame: pd.DataFrame) -> Hourly:
     if frame.empty:
         return Hourly.empty()
     metric = frame["metric"].to_numpy()
+    t = _ns(frame["time"])
+    value = frame["value"].to_numpy(dtype=np.float64)
+    hour = t // _NS_HOUR
     parts = []
-    hr = frame[metric == "heart_rate"]
-    if len(hr):
-        g = _hour_agg(hr["time"], hr["value"], "hr", ("count", "sum", "min", "max"))
-        parts.append(g.rename(columns={"hr_count": "hr_n"}))
-    st = frame[metric == "steps"]
-    if len(st):
-        g = _hour_agg(st["time"], st["value"], "steps", ("sum", "count"))
-        parts.append(g.rename(columns={"steps_sum": "steps", "steps_count": "steps_n"}))
+    sel = metric == "heart_rate"
+    if sel.any():
+        g = _group(hour[sel], value[sel], ("count", "sum", "min", "max"))
+        g.columns = ["hr_n", "hr_sum", "hr_min", "hr_max"]
+        parts.append(g)
+    sel = metric == "steps"
+    if sel.any():
+        g = _group(hour[sel], value[sel], ("sum", "count"))
+        g.columns = ["steps", "steps_n"]
+        parts.append(g)
         # Same semantics as samples_1m: a step record counts in the minute it starts.
-        per_min = st["value"].groupby(st["time"].dt.floor("min").to_numpy()).sum()
-        brisk = (per_min >= BRISK_STEPS_PER_MIN).astype(float)
-        parts.append(brisk.groupby(per_min.index.floor("h")).sum().rename("active_min").to_frame())
-    hrv = frame[metric == "hrv_rmssd"]
-    if len(hrv):
-        g = _hour_agg(hrv["time"], hrv["value"], "hrv", ("count", "sum"))
-        parts.append(g.rename(columns={"hrv_count": "hrv_n"}))
-    act = frame[metric == "activity"]
-    if len(act):
+        per_min = _group(t[sel] // _NS_MIN, value[sel], ("sum",))["sum"]
+        brisk = (per_min.to_numpy() >= BRISK_STEPS_PER_MIN).astype(float)
+        parts.append(_group(per_min.index.to_numpy() // 60, brisk, ("sum",))
+                     .rename(columns={"sum": "active_min"}))
+    sel = metric == "hrv_rmssd"
+    if sel.any():
+        g = _group(hour[sel], value[sel], ("count", "sum"))
+        g.columns = ["hrv_n", "hrv_sum"]
+        parts.append(g)
+    sel = metric == "activity"
+    if sel.any():
         # Frames carry no intensity: every logged activity interval counts as active.
-        minutes = (act["end"] - act["time"]).dt.total_seconds() / 60.0
-        parts.append(minutes.groupby(act["time"].dt.floor("h").to_numpy()).sum()
-                     .rename("act_min").to_frame())
+        minutes = (_ns(frame["end"][sel]) - t[sel]) / _NS_MIN
+        parts.append(_group(hour[sel], minutes, ("sum",)).rename(columns={"sum": "act_min"}))
     if parts:
         hours = pd.concat(parts, axis=1).sort_index()
-        hours.index = pd.DatetimeIndex(hours.index).tz_convert("UTC") if getattr(
-            hours.index, "tz", None) else pd.DatetimeIndex(hours.index).tz_localize("UTC")
-        hours = hours.rename_axis("hour").reset_index()
+        stamps = pd.to_datetime(hours.index.to_numpy() * _NS_HOUR, utc=True)
+        hours = hours.reset_index(drop=True)
+        hours.insert(0, "hour", stamps)
         for col in HOURLY_COLUMNS:
             if col not in hours:
                 hours[col] = np.nan
@@ -126,13 +141,14 @@ def hourly_from_frame(patient, frame: pd.DataFrame) -> Hourly:
         hours = hours[["patient", "hour", *HOURLY_COLUMNS]]
     else:
         hours = Hourly.empty().hours
-    sl = frame[metric == "sleep_stage"]
-    if len(sl):
-        start = sl["time"]
-        night = (start - pd.Timedelta(hours=12)).dt.floor("D").dt.tz_localize(None)
-        minutes = (sl["end"] - start).dt.total_seconds() / 60.0
-        sleep = (pd.DataFrame({"night": night.to_numpy(), "stage": sl["label"].to_numpy(),
-                               "minutes": minutes.to_numpy()})
+    sel = metric == "sleep_stage"
+    if sel.any():
+        start = t[sel]
+        day_ns = 24 * _NS_HOUR
+        night = ((start - 12 * _NS_HOUR) // day_ns) * day_ns
+        minutes = (_ns(frame["end"][sel]) - start) / _NS_MIN
+        sleep = (pd.DataFrame({"night": pd.to_datetime(night), "stage": frame["label"].to_numpy()[sel],
+                               "minutes": minutes})
                  .groupby(["night", "stage"], as_index=False)["minutes"].sum())
         sleep.insert(0, "patient", patient)
     else:
@@ -146,11 +162,25 @@ _HOURLY_SQL = """
 SELECT patient_id, bucket, metric, n, total, vmin, vmax FROM samples_1h
 WHERE patient_id = ANY(%s) AND metric = ANY(%s) AND bucket >= %s AND bucket < %s
 """
-_BRISK_SQL = """
+# Brisk minutes: TimescaleDB keeps samples_1m materialised (read it); plain PostgreSQL
+# defines it as a date_bin view over raw rows, which a bound on ``bucket`` cannot
+# prune, so there the same minute sums are computed from raw rows bounded by time.
+_BRISK_SQL = {
+    "timescale": """
 SELECT patient_id, date_trunc('hour', bucket) AS hour, count(*) FROM samples_1m
 WHERE patient_id = ANY(%s) AND metric = %s AND bucket >= %s AND bucket < %s AND total >= %s
 GROUP BY 1, 2
-"""
+""",
+    "postgres": """
+SELECT patient_id, date_trunc('hour', minute) AS hour, count(*) FROM (
+    SELECT patient_id, date_bin(INTERVAL '1 minute', time, TIMESTAMPTZ 'epoch') AS minute,
+           sum(value) AS total
+    FROM samples WHERE patient_id = ANY(%s) AND metric = %s AND time >= %s AND time < %s
+      AND value IS NOT NULL
+    GROUP BY 1, 2) AS m
+WHERE total >= %s GROUP BY 1, 2
+""",
+}
 _ACTIVITY_SQL = """
 SELECT patient_id, date_trunc('hour', time) AS hour,
        sum(extract(epoch FROM end_time - time)) / 60.0
@@ -175,7 +205,10 @@ def hourly_from_db(patient_ids: list[int], start: datetime, end: datetime) -> Ho
     with connection.cursor() as cur:
         cur.execute(_HOURLY_SQL, [ids, [hr, steps, hrv], start, end])
         rows = cur.fetchall()
-        cur.execute(_BRISK_SQL, [ids, steps, start, end, BRISK_STEPS_PER_MIN])
+        from ingest.storage import installed_dialect
+
+        dialect = "timescale" if installed_dialect(cur) == "timescale" else "postgres"
+        cur.execute(_BRISK_SQL[dialect], [ids, steps, start, end, BRISK_STEPS_PER_MIN])
         brisk = cur.fetchall()
         cur.execute(_ACTIVITY_SQL, [ids, METRICS["activity"].code, start, end])
         activity = cur.fetchall()
@@ -214,7 +247,10 @@ def _daily_one_tz(hours: pd.DataFrame, tz: str) -> pd.DataFrame:
     h["hr_mean_h"] = np.where(measured, h["hr_sum"] / h["hr_n"], np.nan)
     # At rest: a measured night hour without steps. While heart rate is recorded the
     # watch is worn, so an hour without step records had no steps.
-    rest = measured & h["lhour"].isin(NIGHT_HOURS) & (h["steps"].fillna(0) == 0)
+    # An hour whose heart rate spans more than MAX_REST_RANGE without a single step is
+    # a loose or off-wrist sensor (seen in the Stanford recordings), not rest.
+    rest = (measured & h["lhour"].isin(NIGHT_HOURS) & (h["steps"].fillna(0) == 0)
+            & ((h["hr_max"] - h["hr_min"]) <= MAX_REST_RANGE))
     h["rest_sum"] = np.where(rest, h["hr_sum"], 0.0)
     h["rest_n"] = np.where(rest, h["hr_n"], 0.0)
     h["rest_hours"] = rest.astype(int)
@@ -300,3 +336,20 @@ def features_from_frames(frames: Mapping, tz: str | Mapping = "UTC", progress: b
 
         items = tqdm(items, total=len(frames), desc="features", unit="series")
     return daily_features(Hourly.concat(hourly_from_frame(p, f) for p, f in items), tz)
+
+
+def make_histories(features: Mapping, target: str, min_observed: int = 14) -> dict:
+    """``History`` per patient for one target metric, covariates attached; a patient with
+    fewer than ``min_observed`` observed days of the target is left out."""
+    from forecasting.forecasters.base import History
+
+    if target not in TARGETS:
+        raise ValueError(f"unknown target {target!r}; use one of {', '.join(TARGETS)}")
+    out = {}
+    for patient, frame in features.items():
+        y = frame[target].to_numpy(dtype=np.float64)
+        if np.count_nonzero(~np.isnan(y)) < min_observed:
+            continue
+        cov = frame.reindex(columns=list(COVARIATES)).to_numpy(dtype=np.float64)
+        out[patient] = History(y, np.datetime64(frame.index[0].date(), "D"), cov)
+    return out
