@@ -8,12 +8,14 @@ with Apache Kafka in production and with the Tansu broker in development and tes
 from __future__ import annotations
 
 import logging
+import signal
 import threading
+import time
 
 from django.conf import settings
-from kafka import KafkaAdminClient, KafkaConsumer, KafkaProducer
+from kafka import KafkaAdminClient, KafkaConsumer, KafkaProducer, OffsetAndMetadata
 from kafka.admin import NewTopic
-from kafka.errors import TopicAlreadyExistsError
+from kafka.errors import CommitFailedError, TopicAlreadyExistsError
 
 log = logging.getLogger(__name__)
 
@@ -132,3 +134,37 @@ def ping(timeout_s: float = 2.0) -> bool:
         return False
     finally:
         admin.close()
+
+
+class CommittingConsumer:
+    """What every sink shares: stop on SIGTERM/SIGINT after the current batch, and
+    commit offsets (already +1) only for written batches, about once a second."""
+
+    stopping: bool = False
+
+    def _init_commits(self) -> None:
+        self.committable: dict = {}
+        self.last_commit = time.monotonic()
+
+    def install_signal_handlers(self) -> None:
+        def stop(signum, _frame):
+            log.info("signal %s: finishing the current batch and stopping", signum)
+            self.stopping = True
+
+        signal.signal(signal.SIGTERM, stop)
+        signal.signal(signal.SIGINT, stop)
+
+    def _maybe_commit(self, consumer: KafkaConsumer, force: bool = False) -> None:
+        if not self.committable:
+            return
+        if not force and time.monotonic() - self.last_commit < 1.0:
+            return
+        offsets = {tp: OffsetAndMetadata(off, "", -1) for tp, off in self.committable.items()}
+        try:
+            consumer.commit(offsets)
+        except CommitFailedError:
+            # The group rebalanced under us (a slow write, a new member). The rows are
+            # committed in the database, so re-delivery after the rebalance adds nothing.
+            log.warning("offset commit refused after a rebalance; the messages will be re-delivered and skipped")
+        self.committable = {}
+        self.last_commit = time.monotonic()

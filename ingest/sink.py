@@ -14,14 +14,12 @@
 from __future__ import annotations
 
 import logging
-import signal
 import time
 from dataclasses import dataclass, field
 
 import psycopg
 from django.conf import settings
-from kafka import OffsetAndMetadata, TopicPartition
-from kafka.errors import CommitFailedError
+from kafka import TopicPartition
 
 from ingest import kafka, storage
 from ingest.schema import Batch, BatchError, parse_message
@@ -60,7 +58,7 @@ class _Pending:
     first_at: float = 0.0
 
 
-class Sink:
+class Sink(kafka.CommittingConsumer):
     def __init__(self, *, group_id: str = GROUP_ID, batch_messages: int | None = None,
                  batch_seconds: float | None = None):
         self.group_id = group_id
@@ -72,18 +70,9 @@ class Sink:
         self.conn: psycopg.Connection | None = None
         self.dialect = "postgres"
         self.pending = _Pending()
-        self.committable: dict[TopicPartition, int] = {}
-        self.last_commit = time.monotonic()
+        self._init_commits()
 
     # -- lifecycle ---------------------------------------------------------
-    def install_signal_handlers(self) -> None:
-        def stop(signum, _frame):
-            log.info("signal %s: finishing the current batch and stopping", signum)
-            self.stopping = True
-
-        signal.signal(signal.SIGTERM, stop)
-        signal.signal(signal.SIGINT, stop)
-
     def _connect(self) -> psycopg.Connection:
         if self.conn is None or self.conn.closed:
             self.conn = storage.connect(autocommit=False)
@@ -226,21 +215,6 @@ class Sink:
             if not conn.closed:
                 conn.rollback()
             raise
-
-    def _maybe_commit(self, consumer, force: bool = False) -> None:
-        if not self.committable:
-            return
-        if not force and time.monotonic() - self.last_commit < 1.0:
-            return
-        offsets = {tp: OffsetAndMetadata(off, "", -1) for tp, off in self.committable.items()}
-        try:
-            consumer.commit(offsets)
-        except CommitFailedError:
-            # The group rebalanced under us (a slow flush, a new member). The rows are
-            # committed in the database, so re-delivery after the rebalance adds nothing.
-            log.warning("offset commit refused after a rebalance; the batches will be re-delivered and skipped")
-        self.committable = {}
-        self.last_commit = time.monotonic()
 
 
 class _Raw:

@@ -14,14 +14,13 @@
 from __future__ import annotations
 
 import logging
-import signal
 import time
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
 import psycopg
 from django.conf import settings
-from kafka import OffsetAndMetadata, TopicPartition
+from kafka import TopicPartition
 from psycopg.types.json import Jsonb
 
 from ingest import kafka, storage
@@ -67,7 +66,7 @@ class AlertSinkStats:
     flushes: int = 0
 
 
-class AlertSink:
+class AlertSink(kafka.CommittingConsumer):
     def __init__(self, *, group_id: str = GROUP_ID, batch_messages: int | None = None,
                  batch_seconds: float | None = None) -> None:
         self.group_id = group_id
@@ -80,16 +79,7 @@ class AlertSink:
         self.conn: psycopg.Connection | None = None
         self.pending: list[tuple[TopicPartition, int, AlertMessage, object]] = []
         self.first_at = 0.0
-        self.committable: dict[TopicPartition, int] = {}
-        self.last_commit = time.monotonic()
-
-    def install_signal_handlers(self) -> None:
-        def stop(signum, _frame):
-            log.info("signal %s: finishing the current batch and stopping", signum)
-            self.stopping = True
-
-        signal.signal(signal.SIGTERM, stop)
-        signal.signal(signal.SIGINT, stop)
+        self._init_commits()
 
     def _connect(self) -> psycopg.Connection:
         if self.conn is None or self.conn.closed:
@@ -195,13 +185,3 @@ class AlertSink:
             if not conn.closed:
                 conn.rollback()
             raise
-
-    def _maybe_commit(self, consumer, force: bool = False) -> None:
-        if not self.committable:
-            return
-        if not force and time.monotonic() - self.last_commit < 1.0:
-            return
-        offsets = {tp: OffsetAndMetadata(off, "", -1) for tp, off in self.committable.items()}
-        consumer.commit(offsets)
-        self.committable = {}
-        self.last_commit = time.monotonic()
