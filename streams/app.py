@@ -17,18 +17,21 @@ partitions (Faust's consumer group). Async code here never calls the Django ORM.
 from __future__ import annotations
 
 import logging
-import weakref
 from pathlib import Path
 
 import faust
 from django.conf import settings
-from faust.streams import _current_event
 
 from ingest import kafka as hs_kafka
 from streams.processor import DetectorProcessor
 from streams.thresholds import ThresholdCache
 
 log = logging.getLogger(__name__)
+
+
+#: The changelog record that closes each batch of state writes (see ``write_states``);
+#: never a patient's key (those are decimal ids).
+END_MARKER = b"~end-of-batch"
 
 
 def broker_urls() -> str:
@@ -82,20 +85,53 @@ def create_app(*, thresholds: ThresholdCache | None = None) -> faust.App:
                                                within=settings.DETECTOR_TAKE_WITHIN_S):
             batch = [(e.message.key or b"", e.message.offset, e.message.value) for e in events]
             out = processor.process(batch, table.get)
-            if out.alerts:
-                futures = [await alerts.send(key=a.key(), value=a.dumps()) for a in out.alerts]
-                for fut in futures:
-                    await fut  # acked by the broker before the state moves on
-            last_event = {e.message.key or b"": e for e in events}
-            for key, blob in out.states.items():
-                # Faust sends a changelog write to the partition of the task's current
-                # event; point it at this key's own event so the state stays
-                # co-partitioned with samples.v1 (take_events leaves it unset).
-                token = _current_event.set(weakref.ref(last_event[key]))
-                try:
-                    table[key] = blob
-                finally:
-                    _current_event.reset(token)
+            # force=True: send now, never as an attachment of the (unset) current event
+            pending = [await alerts.send(key=a.key(), value=a.dumps(), force=True)
+                       for a in out.alerts]
+            for fut in pending:
+                await fut  # the alerts are acked by the broker before the state moves on
+            await write_states(out.states, {e.message.key or b"": e.message.partition
+                                            for e in events})
+
+    async def write_states(states: dict[bytes, bytes], partitions: dict[bytes, int]) -> None:
+        """Write each patient's state to the store and the changelog, acked.
+
+        ``table[key] = blob`` would queue the changelog record with ``send_soon``, and
+        Faust's pre-commit flush gives up on its queue after 0.1 s, so under load the
+        source offsets of a batch could be committed before its state reached the
+        broker. Here every changelog record is acknowledged (acks=all) before the
+        batch's events are acked, so a committed offset always has its state in the
+        changelog. Each record goes to the partition of the patient's samples
+        (co-partitioning); the store's persisted offset is kept as Faust keeps it, for
+        RocksDB recovery.
+
+        Then one ``END_MARKER`` record per partition written, sent alone once the
+        states are acked, so it is a record batch of its own. Recovery reads a
+        changelog up to its end offset, and the development broker (Tansu 0.6, memory
+        engine) reports the end offset as the *first* offset of the last record batch
+        + 1: the rest of that batch (here, patients' states) was never recovered. With
+        a one-record batch last, that end offset is the true one. Apache Kafka needs
+        no marker and is not harmed by it (one small record per partition per batch).
+        """
+        pending = []
+        for key, blob in states.items():
+            table.data[key] = blob
+            pending.append(await send_changelog(key, blob, partitions[key]))
+        for fut in pending:
+            await fut
+        markers = [await send_changelog(END_MARKER, b"", p)
+                   for p in sorted({partitions[k] for k in states})]
+        for fut in markers:
+            await fut
+
+    async def send_changelog(key: bytes, value: bytes, partition: int):
+        return await table.changelog_topic.send(
+            key=key, value=value, partition=partition, key_serializer="raw",
+            value_serializer="raw", callback=persisted, force=True)
+
+    def persisted(fut) -> None:
+        meta = fut.result()
+        table.data.set_persisted_offset(meta.topic_partition, meta.offset)
 
     @app.on_partitions_revoked.connect  # type: ignore[arg-type]
     async def _revoked(sender, revoked, **kwargs):  # noqa: ARG001

@@ -26,13 +26,19 @@ def hr_samples(n: int, start_ms: int, step_ms: int = 60_000, value: float = 60.0
 
 
 def topic_count(bootstrap: str, topic: str) -> int:
-    """How many messages a topic holds (sum of end offsets; the tests' topics are fresh)."""
+    """How many messages a topic holds, read and counted (the tests' topics are fresh).
+
+    Read, not summed end offsets: the development broker reports a partition's end
+    offset as the first offset of its last record batch + 1.
+    """
     from kafka import KafkaConsumer, TopicPartition
 
-    consumer = KafkaConsumer(bootstrap_servers=bootstrap)
+    consumer = KafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False,
+                             consumer_timeout_ms=1500)
     try:
         parts = consumer.partitions_for_topic(topic) or set()
-        ends = consumer.end_offsets([TopicPartition(topic, p) for p in parts])
-        return sum(ends.values())
+        consumer.assign([TopicPartition(topic, p) for p in parts])
+        consumer.seek_to_beginning()
+        return sum(1 for _ in consumer)
     finally:
         consumer.close()
