@@ -17,10 +17,12 @@ partitions (Faust's consumer group). Async code here never calls the Django ORM.
 from __future__ import annotations
 
 import logging
+import weakref
 from pathlib import Path
 
 import faust
 from django.conf import settings
+from faust.streams import _current_event
 
 from ingest import kafka as hs_kafka
 from streams.processor import DetectorProcessor
@@ -90,10 +92,9 @@ def create_app(*, thresholds: ThresholdCache | None = None) -> faust.App:
                        for a in out.alerts]
             for fut in pending:
                 await fut  # the alerts are acked by the broker before the state moves on
-            await write_states(out.states, {e.message.key or b"": e.message.partition
-                                            for e in events})
+            await write_states(out.states, {e.message.key or b"": e for e in events})
 
-    async def write_states(states: dict[bytes, bytes], partitions: dict[bytes, int]) -> None:
+    async def write_states(states: dict[bytes, bytes], last_event: dict[bytes, faust.EventT]) -> None:
         """Write each patient's state to the store and the changelog, acked.
 
         ``table[key] = blob`` would queue the changelog record with ``send_soon``, and
@@ -114,8 +115,15 @@ def create_app(*, thresholds: ThresholdCache | None = None) -> faust.App:
         no marker and is not harmed by it (one small record per partition per batch).
         """
         pending = []
+        partitions = {key: last_event[key].message.partition for key in states}
         for key, blob in states.items():
-            table.data[key] = blob
+            # The RocksDB store picks the partition's database from the task's current
+            # event, which take_events leaves unset: point it at this key's own event.
+            token = _current_event.set(weakref.ref(last_event[key]))
+            try:
+                table.data[key] = blob
+            finally:
+                _current_event.reset(token)
             pending.append(await send_changelog(key, blob, partitions[key]))
         for fut in pending:
             await fut

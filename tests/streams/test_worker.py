@@ -185,7 +185,9 @@ def test_a_clinicians_override_reaches_a_running_worker(kafka_topics, procs):
     assert alerts[0].evidence["threshold_bpm"] == 100
 
 
-def test_killing_the_worker_mid_replay_loses_and_doubles_no_alert(small_cohort, kafka_topics, procs):
+@pytest.mark.parametrize("store", ["memory://", "rocksdb://"])
+def test_killing_the_worker_mid_replay_loses_and_doubles_no_alert(small_cohort, kafka_topics, procs, store):
+    procs.env["DETECTOR_STORE"] = store  # rocksdb: the production store, its files kept over the kill
     patients = sorted(small_cohort.frames)
     for pid in patients:
         Patient.objects.create(id=pid, display_name=f"sim {pid}")
