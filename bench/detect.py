@@ -185,7 +185,7 @@ def main(argv: list[str] | None = None) -> dict:
         env = dict(env, KAFKA_TOPIC_SAMPLES="samples.v1", KAFKA_TOPIC_ALERTS="alerts.v1",
                    DETECTOR_STORE="rocksdb://", DETECTOR_APP_ID="bench-detect",
                    DETECTOR_DATA_DIR=tempfile.mkdtemp(prefix="hs-bench-faust-"),
-                   ALERT_SINK_BATCH_SECONDS="0.02")
+                   ALERT_SINK_BATCH_SECONDS="0.02", LOG_LEVEL="INFO")  # the worker's counts
         _setup_django(env)
         from django.conf import settings
 

@@ -163,9 +163,9 @@ DETECTOR_LATENESS_S = env_int("DETECTOR_LATENESS_S", 600, minimum=0)
 # up to the backlog wait: its cost is mostly per patient per batch, so bigger batches
 # catch up faster. Changed states are written to the table (and the messages acked)
 # once per checkpoint interval; a crash replays at most that much.
-DETECTOR_TAKE_MESSAGES = env_int("DETECTOR_TAKE_MESSAGES", 20000, minimum=1)
+DETECTOR_TAKE_MESSAGES = env_int("DETECTOR_TAKE_MESSAGES", 40000, minimum=1)
 DETECTOR_TAKE_WITHIN_S = env_float("DETECTOR_TAKE_WITHIN_S", 0.5, minimum=0.0)
-DETECTOR_BACKLOG_WAIT_S = env_float("DETECTOR_BACKLOG_WAIT_S", 2.0, minimum=0.0)
+DETECTOR_BACKLOG_WAIT_S = env_float("DETECTOR_BACKLOG_WAIT_S", 4.0, minimum=0.0)
 DETECTOR_CHECKPOINT_S = env_float("DETECTOR_CHECKPOINT_S", 2.0, minimum=0.0)
 # Faust's consumer-group timing. A join waits for the rebalance timeout: keep it short with
 # Tansu (PLATFORM.md), or joins take minutes. The poll interval is separate in Faust and

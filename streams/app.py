@@ -41,15 +41,18 @@ END_MARKER = b"~end-of-batch"
 #: long; the ``Batcher`` makes detector batches of them.
 CHUNK_MESSAGES = 1000
 CHUNK_WITHIN_S = 0.1
+#: The worker logs its running counts this often (ids and counts only, never values).
+STATS_EVERY_S = 30.0
 
 
 class Batcher:
     """When to run the detectors over what came in, and when to checkpoint.
 
     Live, a batch runs once its oldest message has waited ``within_s`` (the added alert
-    latency), or when it holds ``max_messages``. Behind (Faust's last chunk was full:
-    more is waiting), it gathers for up to ``backlog_wait_s``, since the detectors'
-    cost is mostly per patient and per batch: bigger batches catch up faster. Processed
+    latency), or when it holds ``max_messages``. Behind (the newest message came more
+    than ``behind_s`` after the broker stamped it: a backlog), it gathers for up to
+    ``backlog_wait_s``, since the detectors' cost is mostly per patient and per batch:
+    bigger batches catch up faster, and the added wait is small against the lag. Processed
     messages are held, not acked, until a checkpoint (every ``checkpoint_s``) has
     written the states they changed.
     """
@@ -58,6 +61,7 @@ class Batcher:
                  checkpoint_s: float) -> None:
         self.max_messages, self.within_s = max_messages, within_s
         self.backlog_wait_s, self.checkpoint_s = backlog_wait_s, checkpoint_s
+        self.behind_s = max(1.0, 2 * within_s)
         self.generation = 0
         self.reset()
 
@@ -71,11 +75,15 @@ class Batcher:
         self.changed: dict[bytes, object] = {}  # key -> its last processed event
         self.checkpoint_at = time.monotonic()
 
-    def add(self, events, full: bool) -> None:
-        if events and not self.waiting:
+    def add(self, events, now: float | None = None) -> None:
+        """Events that came in; ``now`` (epoch seconds) against their broker timestamps."""
+        if not events:
+            return
+        if not self.waiting:
             self.first_at = time.monotonic()
         self.waiting.extend(events)
-        self.behind = full
+        lag = (time.time() if now is None else now) - (events[-1].message.timestamp or 0)
+        self.behind = lag > self.behind_s
 
     def batch_due(self, now: float) -> bool:
         if not self.waiting:
@@ -160,14 +168,27 @@ def create_app(*, thresholds: ThresholdCache | None = None) -> faust.App:
         stream_ref[:] = [stream]
         async for chunk in stream.noack_take(CHUNK_MESSAGES, within=CHUNK_WITHIN_S):
             async with lock:
-                work.add(chunk, len(chunk) >= CHUNK_MESSAGES)
+                work.add(chunk)
                 await step()
 
-    @app.timer(CHUNK_WITHIN_S)
+    @app.task
     async def _tick():
-        # A quiet stream yields no chunk: the timer runs what is due all the same.
-        async with lock:
-            await step()
+        # A quiet stream yields no chunk: this runs what is due all the same. (A loop,
+        # not app.timer: a batch may well run longer than the tick.)
+        while not app.should_stop:
+            await asyncio.sleep(CHUNK_WITHIN_S)
+            async with lock:
+                await step()
+
+    @app.timer(STATS_EVERY_S)
+    async def _progress():
+        st = processor.stats
+        if st.batches:
+            log.info("detectors: %d messages, %d samples in %d batches (%.0f messages each), "
+                     "%d alerts, %d checkpoints (%d states), %d re-delivered skipped, "
+                     "%d unreadable", st.messages, st.samples, st.batches,
+                     st.messages / st.batches, st.alerts, st.checkpoints, st.states_written,
+                     st.skipped_redelivered, st.unreadable)
 
     async def step() -> None:
         now = time.monotonic()

@@ -39,6 +39,9 @@ class ProcessorStats:
     skipped_redelivered: int = 0
     unreadable: int = 0
     alerts: int = 0
+    batches: int = 0
+    checkpoints: int = 0
+    states_written: int = 0
 
 
 class Unreadable(ValueError):
@@ -106,7 +109,10 @@ class DetectorProcessor:
 
     def snapshot(self, keys) -> dict[bytes, bytes]:
         """The pickled live state of these patients, for the table."""
-        return {key: self._live[key].dumps() for key in keys if key in self._live}
+        blobs = {key: self._live[key].dumps() for key in keys if key in self._live}
+        self.stats.checkpoints += 1
+        self.stats.states_written += len(blobs)
+        return blobs
 
     def _state(self, key: bytes, get_state: Callable[[bytes], bytes | None],
                patient: int) -> PatientState:
@@ -124,6 +130,7 @@ class DetectorProcessor:
     def process(self, messages: Sequence[tuple[bytes, int, bytes]],
                 get_state: Callable[[bytes], bytes | None]) -> Output:
         out = Output()
+        self.stats.batches += 1
         by_key: dict[bytes, list[tuple[int, bytes]]] = {}
         for key, offset, value in messages:
             by_key.setdefault(key, []).append((offset, value))

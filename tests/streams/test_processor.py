@@ -57,27 +57,33 @@ def test_an_unreadable_message_is_counted_and_the_rest_of_the_batch_applied():
     assert proc.stats.samples == 15 and out.changed == {b"4"}
 
 
-def ev(key: bytes, offset: int):
-    return SimpleNamespace(message=SimpleNamespace(key=key, offset=offset, partition=0))
+NOW = 1_800_000_000.0  # epoch seconds
+
+
+def ev(key: bytes, offset: int, stamped: float = NOW):
+    return SimpleNamespace(message=SimpleNamespace(key=key, offset=offset, partition=0,
+                                                   timestamp=stamped))
 
 
 def test_the_batcher_runs_a_live_batch_after_the_wait_and_a_backlog_batch_later():
     b = Batcher(max_messages=100, within_s=0.5, backlog_wait_s=2.0, checkpoint_s=1.0)
-    b.add([ev(b"1", 0)], full=False)
+    b.add([ev(b"1", 0, stamped=NOW - 0.05)], now=NOW)  # live: stamped by the broker just now
     t = b.first_at
+    assert not b.behind
     assert not b.batch_due(t + 0.4)
     assert b.batch_due(t + 0.5)
-    b.add([ev(b"1", 1)], full=True)  # behind: gather longer
+    b.add([ev(b"1", 1, stamped=NOW - 60)], now=NOW)  # a minute old: behind, gather longer
+    assert b.behind
     assert not b.batch_due(t + 1.9)
     assert b.batch_due(t + 2.0)
-    b.add([ev(b"2", i) for i in range(2, 100)], full=True)
+    b.add([ev(b"2", i, stamped=NOW - 60) for i in range(2, 100)], now=NOW)
     assert b.batch_due(t)  # full
 
 
 def test_processed_messages_are_held_until_a_checkpoint_and_a_reset_drops_them():
     b = Batcher(max_messages=100, within_s=0.5, backlog_wait_s=2.0, checkpoint_s=1.0)
     events = [ev(b"1", 0), ev(b"2", 1), ev(b"1", 2)]
-    b.add(events, full=False)
+    b.add(events, now=NOW)
     b.processed(b.take_batch(), changed={b"1"})
     assert not b.checkpoint_due(b.checkpoint_at + 0.5)
     assert b.checkpoint_due(b.checkpoint_at + 1.0)
@@ -86,7 +92,7 @@ def test_processed_messages_are_held_until_a_checkpoint_and_a_reset_drops_them()
     assert changed == {b"1": events[2]}  # the key's last event: its partition for the store
     assert not b.checkpoint_due(b.checkpoint_at + 5)  # nothing held
 
-    b.add([ev(b"1", 3)], full=False)
+    b.add([ev(b"1", 3)], now=NOW)
     b.processed(b.take_batch(), changed={b"1"})
     b.reset()
     assert b.generation == generation + 1
