@@ -158,15 +158,11 @@ DETECTOR_STORE = env_str("DETECTOR_STORE", "rocksdb://")
 DETECTOR_DATA_DIR = env_str("DETECTOR_DATA_DIR", str(VAR_DIR / "faust"))
 # Samples may arrive this late (event time) behind the newest one of the same patient.
 DETECTOR_LATENESS_S = env_int("DETECTOR_LATENESS_S", 600, minimum=0)
-# The detectors run over up to this many messages at once, or over what came within the
-# time (the alert latency it adds on a live stream). A worker that is behind gathers for
-# up to the backlog wait: its cost is mostly per patient per batch, so bigger batches
-# catch up faster. Changed states are written to the table (and the messages acked)
-# once per checkpoint interval; a crash replays at most that much.
-DETECTOR_TAKE_MESSAGES = env_int("DETECTOR_TAKE_MESSAGES", 40000, minimum=1)
+# The agent takes up to this many messages (or what came within the time) at once: a
+# patient's state is written to the table once per take, so bigger takes mean fewer
+# changelog writes; the time bounds the added alert latency on a quiet stream.
+DETECTOR_TAKE_MESSAGES = env_int("DETECTOR_TAKE_MESSAGES", 20000, minimum=1)
 DETECTOR_TAKE_WITHIN_S = env_float("DETECTOR_TAKE_WITHIN_S", 0.5, minimum=0.0)
-DETECTOR_BACKLOG_WAIT_S = env_float("DETECTOR_BACKLOG_WAIT_S", 4.0, minimum=0.0)
-DETECTOR_CHECKPOINT_S = env_float("DETECTOR_CHECKPOINT_S", 2.0, minimum=0.0)
 # Faust's consumer-group timing. A join waits for the rebalance timeout: keep it short with
 # Tansu (PLATFORM.md), or joins take minutes. The poll interval is separate in Faust and
 # must stay long: a worker behind a burst pauses fetching while its buffers are full, and

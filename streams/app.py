@@ -5,10 +5,9 @@ samples.v1 (key = patient id) --> agent ``detect`` --> alerts.v1 (key = patient 
                                      +--> table ``<app id>-state`` (changelog topic
                                           co-partitioned with samples.v1)
 
-The agent is thin: it gathers events into batches (``Batcher``), hands them to
+The agent is thin: it batches events (``take_events``), hands them to
 ``DetectorProcessor`` (pure Python + numpy), sends the alerts and waits for the
-broker's ack; every ``DETECTOR_CHECKPOINT_S`` it writes the changed states into the
-table (acked) and only then acks the events, so their offsets can be committed. The table's store is
+broker's ack, then writes the new state into the table. The table's store is
 RocksDB (through rocksdict) in production and memory in tests; either way the
 changelog topic is the source of truth, so a restarted or a new worker recovers the
 state of the partitions it is given. Several workers in the same group share the
@@ -17,9 +16,7 @@ partitions (Faust's consumer group). Async code here never calls the Django ORM.
 
 from __future__ import annotations
 
-import asyncio
 import logging
-import time
 import weakref
 from pathlib import Path
 
@@ -37,79 +34,6 @@ log = logging.getLogger(__name__)
 #: The changelog record that closes each batch of state writes (see ``write_states``);
 #: never a patient's key (those are decimal ids).
 END_MARKER = b"~end-of-batch"
-#: Faust hands the agent chunks of at most this many messages, or what came in this
-#: long; the ``Batcher`` makes detector batches of them.
-CHUNK_MESSAGES = 1000
-CHUNK_WITHIN_S = 0.1
-#: The worker logs its running counts this often (ids and counts only, never values).
-STATS_EVERY_S = 30.0
-
-
-class Batcher:
-    """When to run the detectors over what came in, and when to checkpoint.
-
-    Live, a batch runs once its oldest message has waited ``within_s`` (the added alert
-    latency), or when it holds ``max_messages``. Behind (the newest message came more
-    than ``behind_s`` after the broker stamped it: a backlog), it gathers for up to
-    ``backlog_wait_s``, since the detectors' cost is mostly per patient and per batch:
-    bigger batches catch up faster, and the added wait is small against the lag. Processed
-    messages are held, not acked, until a checkpoint (every ``checkpoint_s``) has
-    written the states they changed.
-    """
-
-    def __init__(self, max_messages: int, within_s: float, backlog_wait_s: float,
-                 checkpoint_s: float) -> None:
-        self.max_messages, self.within_s = max_messages, within_s
-        self.backlog_wait_s, self.checkpoint_s = backlog_wait_s, checkpoint_s
-        self.behind_s = max(1.0, 2 * within_s)
-        self.generation = 0
-        self.reset()
-
-    def reset(self) -> None:
-        """Forget everything not checkpointed (a rebalance)."""
-        self.generation += 1
-        self.waiting: list = []  # events not yet processed
-        self.first_at = 0.0  # when the oldest of them came
-        self.behind = False
-        self.held: list = []  # processed, not yet acked
-        self.changed: dict[bytes, object] = {}  # key -> its last processed event
-        self.checkpoint_at = time.monotonic()
-
-    def add(self, events, now: float | None = None) -> None:
-        """Events that came in; ``now`` (epoch seconds) against their broker timestamps."""
-        if not events:
-            return
-        if not self.waiting:
-            self.first_at = time.monotonic()
-        self.waiting.extend(events)
-        lag = (time.time() if now is None else now) - (events[-1].message.timestamp or 0)
-        self.behind = lag > self.behind_s
-
-    def batch_due(self, now: float) -> bool:
-        if not self.waiting:
-            return False
-        wait = self.backlog_wait_s if self.behind else self.within_s
-        return len(self.waiting) >= self.max_messages or now - self.first_at >= wait
-
-    def take_batch(self) -> list:
-        events, self.waiting = self.waiting, []
-        return events
-
-    def processed(self, events, changed: set[bytes]) -> None:
-        self.held.extend(events)
-        for e in events:
-            key = e.message.key or b""
-            if key in changed:
-                self.changed[key] = e
-
-    def checkpoint_due(self, now: float) -> bool:
-        return bool(self.held) and now - self.checkpoint_at >= self.checkpoint_s
-
-    def take_checkpoint(self) -> tuple[int, list, dict]:
-        held, changed = self.held, self.changed
-        self.held, self.changed = [], {}
-        self.checkpoint_at = time.monotonic()
-        return self.generation, held, changed
 
 
 def broker_urls() -> str:
@@ -157,85 +81,30 @@ def create_app(*, thresholds: ThresholdCache | None = None) -> faust.App:
     app.detector_processor = processor  # type: ignore[attr-defined]
     app.detector_thresholds = thresholds  # type: ignore[attr-defined]
 
-    work = Batcher(settings.DETECTOR_TAKE_MESSAGES, settings.DETECTOR_TAKE_WITHIN_S,
-                   settings.DETECTOR_BACKLOG_WAIT_S, settings.DETECTOR_CHECKPOINT_S)
-    app.detector_batcher = work  # type: ignore[attr-defined]
-    lock = asyncio.Lock()
-    stream_ref: list = []
-
     @app.agent(samples)
     async def detect(stream):
-        stream_ref[:] = [stream]
-        async for chunk in stream.noack_take(CHUNK_MESSAGES, within=CHUNK_WITHIN_S):
-            async with lock:
-                work.add(chunk)
-                await step()
-
-    @app.task
-    async def _tick():
-        # A quiet stream yields no chunk: this runs what is due all the same. (A loop,
-        # not app.timer: a batch may well run longer than the tick.)
-        while not app.should_stop:
-            await asyncio.sleep(CHUNK_WITHIN_S)
-            async with lock:
-                await step()
-
-    @app.timer(STATS_EVERY_S)
-    async def _progress():
-        st = processor.stats
-        if st.batches:
-            log.info("detectors: %d messages, %d samples in %d batches (%.0f messages each), "
-                     "%d alerts, %d checkpoints (%d states), %d re-delivered skipped, "
-                     "%d unreadable", st.messages, st.samples, st.batches,
-                     st.messages / st.batches, st.alerts, st.checkpoints, st.states_written,
-                     st.skipped_redelivered, st.unreadable)
-
-    async def step() -> None:
-        now = time.monotonic()
-        if work.batch_due(now):
-            await run_batch()
-        if work.checkpoint_due(now):
-            await checkpoint()
-
-    async def run_batch() -> None:
-        generation, events = work.generation, work.take_batch()
-        batch = [(e.message.key or b"", e.message.offset, e.message.value) for e in events]
-        try:
+        async for events in stream.take_events(settings.DETECTOR_TAKE_MESSAGES,
+                                               within=settings.DETECTOR_TAKE_WITHIN_S):
+            batch = [(e.message.key or b"", e.message.offset, e.message.value) for e in events]
             out = processor.process(batch, table.get)
-        except Exception:
-            processor.forget()  # a half-applied batch must not stay live
-            raise
-        # force=True: send now, never as an attachment of the (unset) current event
-        pending = [await alerts.send(key=a.key(), value=a.dumps(), force=True)
-                   for a in out.alerts]
-        for fut in pending:
-            await fut  # alerts reach the broker as soon as they are found
-        if generation == work.generation:  # not revoked meanwhile
-            work.processed(events, out.changed)
-
-    async def checkpoint() -> None:
-        """Changed states into the table and its changelog (acked), then ack the events.
-
-        A message's offset is committed only once a checkpoint holding its effect is
-        in the changelog, so a committed offset always has its state there.
-        """
-        generation, held, changed = work.take_checkpoint()
-        if changed:
-            await write_states(processor.snapshot(changed), changed)
-        if generation != work.generation or not stream_ref:
-            return  # revoked while writing: the new owner replays these messages
-        stream = stream_ref[0]
-        for e in held:
-            await stream.ack(e)
+            # force=True: send now, never as an attachment of the (unset) current event
+            pending = [await alerts.send(key=a.key(), value=a.dumps(), force=True)
+                       for a in out.alerts]
+            for fut in pending:
+                await fut  # the alerts are acked by the broker before the state moves on
+            await write_states(out.states, {e.message.key or b"": e for e in events})
 
     async def write_states(states: dict[bytes, bytes], last_event: dict[bytes, faust.EventT]) -> None:
         """Write each patient's state to the store and the changelog, acked.
 
         ``table[key] = blob`` would queue the changelog record with ``send_soon``, and
         Faust's pre-commit flush gives up on its queue after 0.1 s, so under load the
-        source offsets could be committed before the state reached the broker. Each
-        record goes to the partition of the patient's samples (co-partitioning); the
-        store's persisted offset is kept as Faust keeps it, for RocksDB recovery.
+        source offsets of a batch could be committed before its state reached the
+        broker. Here every changelog record is acknowledged (acks=all) before the
+        batch's events are acked, so a committed offset always has its state in the
+        changelog. Each record goes to the partition of the patient's samples
+        (co-partitioning); the store's persisted offset is kept as Faust keeps it, for
+        RocksDB recovery.
 
         Then one ``END_MARKER`` record per partition written, sent alone once the
         states are acked, so it is a record batch of its own. Recovery reads a
@@ -249,7 +118,7 @@ def create_app(*, thresholds: ThresholdCache | None = None) -> faust.App:
         partitions = {key: last_event[key].message.partition for key in states}
         for key, blob in states.items():
             # The RocksDB store picks the partition's database from the task's current
-            # event, which noack_take leaves unset: point it at this key's own event.
+            # event, which take_events leaves unset: point it at this key's own event.
             token = _current_event.set(weakref.ref(last_event[key]))
             try:
                 table.data[key] = blob
@@ -274,10 +143,7 @@ def create_app(*, thresholds: ThresholdCache | None = None) -> faust.App:
 
     @app.on_partitions_revoked.connect  # type: ignore[arg-type]
     async def _revoked(sender, revoked, **kwargs):  # noqa: ARG001
-        # Another worker may own (and change) these patients now: drop what is not
-        # checkpointed; its messages are not acked, so their new owner replays them.
-        work.reset()
-        processor.forget()
+        processor.forget()  # another worker may own (and change) these patients now
 
     @app.task
     async def _start_thresholds():

@@ -2,19 +2,14 @@
 
 ``DetectorProcessor.process`` takes a batch of samples.v1 messages (key, offset,
 value), groups them by patient, runs each patient's ``PatientMonitor`` over the new
-samples and returns the alerts to send and the patients whose state changed. The live
-states stay in memory; ``snapshot`` pickles the changed ones for the table when the
-worker checkpoints (not after every batch: pickling a state costs about as much as a
-small update). A patient's state carries the offset of the last message applied to it
-(a patient always lives in the same partition), so a message re-delivered after a
-crash (checkpointed state newer than the committed offset) is skipped: none applied
-twice.
+samples and returns the alerts to send and the new state to store. A patient's
+stored state carries the offset of the last message applied to it (a patient always
+lives in the same partition), so a message re-delivered after a crash (state already
+written, offset not yet committed) is skipped: none applied twice.
 
-The caller (the Faust agent) sends the alerts and waits for the broker's ack as soon
-as a batch is processed, and acks the batch's messages only once a checkpoint holding
-their effect is in the changelog: a crash in between replays the messages from the
-last checkpoint and re-sends the same alerts, which the alert sink applies
-idempotently. None lost, none doubled.
+The caller (the Faust agent) sends the alerts and waits for the broker's ack *before*
+writing the state: a crash in between replays the messages and re-sends the same
+alerts, which the alert sink applies idempotently. None lost, none doubled.
 """
 
 from __future__ import annotations
@@ -39,9 +34,6 @@ class ProcessorStats:
     skipped_redelivered: int = 0
     unreadable: int = 0
     alerts: int = 0
-    batches: int = 0
-    checkpoints: int = 0
-    states_written: int = 0
 
 
 class Unreadable(ValueError):
@@ -89,11 +81,11 @@ class PatientState:
 @dataclass
 class Output:
     alerts: list[AlertMessage] = field(default_factory=list)
-    changed: set[bytes] = field(default_factory=set)  # keys whose state moved on
+    states: dict[bytes, bytes] = field(default_factory=dict)
 
 
 class DetectorProcessor:
-    """Runs patients' monitors over message batches; keeps the live states in memory."""
+    """Runs patients' monitors over message batches; caches decoded state in memory."""
 
     def __init__(self, *, lateness_s: float, overrides: Callable[[int], dict] | None = None,
                  tz_offset: Callable[[int], int] | None = None) -> None:
@@ -101,36 +93,24 @@ class DetectorProcessor:
         self.overrides = overrides or (lambda _pid: {})
         self.tz_offset = tz_offset or (lambda _pid: 0)
         self.stats = ProcessorStats()
-        self._live: dict[bytes, PatientState] = {}
+        self._cache: dict[bytes, tuple[bytes, PatientState]] = {}
 
     def forget(self) -> None:
-        """Drop the live states (after a rebalance: the table is the truth again)."""
-        self._live.clear()
+        """Drop the decoded-state cache (after a rebalance)."""
+        self._cache.clear()
 
-    def snapshot(self, keys) -> dict[bytes, bytes]:
-        """The pickled live state of these patients, for the table."""
-        blobs = {key: self._live[key].dumps() for key in keys if key in self._live}
-        self.stats.checkpoints += 1
-        self.stats.states_written += len(blobs)
-        return blobs
-
-    def _state(self, key: bytes, get_state: Callable[[bytes], bytes | None],
-               patient: int) -> PatientState:
-        state = self._live.get(key)
-        if state is None:
-            blob = get_state(key)
-            if blob is None:
-                state = PatientState(PatientMonitor(lateness_s=self.lateness_s,
-                                                    tz_offset_min=self.tz_offset(patient)))
-            else:
-                state = PatientState.loads(blob)
-            self._live[key] = state
-        return state
+    def _state(self, key: bytes, blob: bytes | None, patient: int) -> PatientState:
+        cached = self._cache.pop(key, None)  # back in only once the new state is written
+        if blob is None:
+            return PatientState(PatientMonitor(lateness_s=self.lateness_s,
+                                               tz_offset_min=self.tz_offset(patient)))
+        if cached is not None and cached[0] == blob:
+            return cached[1]
+        return PatientState.loads(blob)
 
     def process(self, messages: Sequence[tuple[bytes, int, bytes]],
                 get_state: Callable[[bytes], bytes | None]) -> Output:
         out = Output()
-        self.stats.batches += 1
         by_key: dict[bytes, list[tuple[int, bytes]]] = {}
         for key, offset, value in messages:
             by_key.setdefault(key, []).append((offset, value))
@@ -163,7 +143,7 @@ class DetectorProcessor:
                 continue
             patient = who
             if state is None:
-                state = self._state(key, get_state, patient)
+                state = self._state(key, get_state(key), patient)
             if offset <= state.offset:
                 self.stats.skipped_redelivered += 1
                 continue
@@ -191,4 +171,6 @@ class DetectorProcessor:
         self.stats.alerts += len(events)
         if last > state.offset:
             state.offset = last
-            out.changed.add(key)
+            blob = state.dumps()
+            out.states[key] = blob
+            self._cache[key] = (blob, state)

@@ -54,9 +54,9 @@ class Procs:
     def __init__(self, env, tmp_path):
         self.env, self.tmp_path, self.procs = env, tmp_path, []
 
-    def start(self, command: str, name: str) -> subprocess.Popen:
+    def start(self, command: str, name: str, **env: str) -> subprocess.Popen:
         log = open(self.tmp_path / f"{name}.log", "ab")  # noqa: SIM115 - closed with the process
-        p = run_manage([command], self.env, stdout=log, stderr=subprocess.STDOUT)
+        p = run_manage([command], {**self.env, **env}, stdout=log, stderr=subprocess.STDOUT)
         self.procs.append(p)
         return p
 
@@ -214,3 +214,48 @@ def test_killing_the_worker_mid_replay_loses_and_doubles_no_alert(small_cohort, 
                               f"unexpected: {extra}\n" + procs.log("worker")[-2000:])
     # none doubled: one row per episode, and alerts.v1 holds no change twice with different content
     assert Alert.objects.count() == len(expected)
+
+
+def test_two_workers_share_the_partitions_and_a_join_mid_stream_loses_and_doubles_no_alert(
+        small_cohort, kafka_topics, procs, tmp_path):
+    patients = sorted(small_cohort.frames)
+    for pid in patients:
+        Patient.objects.create(id=pid, display_name=f"sim {pid}")
+    items = uploads(small_cohort, patients)
+    half = len(items) // 2
+    procs.start("run_alert_sink", "sink")
+    procs.start("run_detector_worker", "worker", DETECTOR_DATA_DIR=str(tmp_path / "faust-a"))
+    produce(kafka_topics["samples"], items[:half])
+    changelog = f"{procs.env['DETECTOR_APP_ID']}-state-changelog"
+    assert read_topic(changelog, at_least=len(patients), timeout_s=120), procs.log("worker")[-3000:]
+    # a second worker joins the group while the rest streams in (over about 15 s): a
+    # rebalance mid-stream, the first worker gives up partitions with processed but not
+    # yet checkpointed messages
+    rest = items[half:]
+    step = max(1, len(rest) // 30)
+
+    def trickle():
+        for i in range(0, len(rest), step):
+            produce(kafka_topics["samples"], rest[i:i + step])
+            time.sleep(0.5)
+
+    feeder = threading.Thread(target=trickle)
+    procs.start("run_detector_worker", "worker2", DETECTOR_DATA_DIR=str(tmp_path / "faust-b"))
+    feeder.start()
+    deadline = time.monotonic() + 90
+    while time.monotonic() < deadline and not assigned_samples(procs.log("worker2"), kafka_topics):
+        time.sleep(0.5)
+    feeder.join()
+    assert assigned_samples(procs.log("worker2"), kafka_topics), procs.log("worker2")[-3000:]
+    expected = expected_rows(small_cohort, patients)
+    rows = wait_for_rows(expected, 300, procs)
+    different = {k: (v, rows.get(k)) for k, v in expected.items() if rows.get(k) != v}
+    extra = {k: v for k, v in rows.items() if k not in expected}
+    assert rows == expected, (f"(expected, stored) where they differ: {different}\n"
+                              f"unexpected: {extra}\n" + procs.log("worker2")[-2000:])
+
+
+def assigned_samples(log: str, kafka_topics) -> bool:
+    """Whether a worker's log shows partitions of samples.v1 assigned to it."""
+    return any(f"topic='{kafka_topics['samples']}'" in line for line in log.splitlines()
+               if "Setting newly assigned partitions" in line)
