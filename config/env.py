@@ -60,8 +60,10 @@ def env_float(name: str, default: float, *, minimum: float | None = None) -> flo
         value = float(raw)
     except ValueError as exc:
         raise ImproperlyConfigured(f"{name}={raw!r} is not a number") from exc
-    if value != value or (minimum is not None and value < minimum):  # NaN, or too small
-        raise ImproperlyConfigured(f"{name}={raw!r} is below the minimum {minimum} or not a number")
+    if value != value:  # NaN
+        raise ImproperlyConfigured(f"{name}={raw!r} is not a number")
+    if minimum is not None and value < minimum:
+        raise ImproperlyConfigured(f"{name}={value} is below the minimum {minimum}")
     return value
 
 

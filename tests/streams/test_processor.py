@@ -52,11 +52,13 @@ def test_an_unreadable_message_is_counted_and_the_rest_of_the_batch_applied():
     assert proc.stats.samples == 15 and set(out.states) == {b"4"}
 
 
-def test_a_negative_take_window_is_refused_at_start(monkeypatch):
+@pytest.mark.parametrize(("raw", "reason"), [("-1", "below the minimum"), ("nan", "not a number"),
+                                             ("soon", "not a number")])
+def test_a_bad_take_window_is_refused_at_start(monkeypatch, raw, reason):
     from django.core.exceptions import ImproperlyConfigured
 
     from config.env import env_float
 
-    monkeypatch.setenv("DETECTOR_TAKE_WITHIN_S", "-1")
-    with pytest.raises(ImproperlyConfigured, match="DETECTOR_TAKE_WITHIN_S"):
+    monkeypatch.setenv("DETECTOR_TAKE_WITHIN_S", raw)
+    with pytest.raises(ImproperlyConfigured, match=f"DETECTOR_TAKE_WITHIN_S.*{reason}"):
         env_float("DETECTOR_TAKE_WITHIN_S", 0.5, minimum=0.0)

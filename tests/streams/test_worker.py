@@ -188,16 +188,7 @@ def test_a_clinicians_override_reaches_a_running_worker(kafka_topics, procs):
 @pytest.mark.parametrize("store", ["memory://", "rocksdb://"])
 def test_killing_the_worker_mid_replay_loses_and_doubles_no_alert(small_cohort, kafka_topics, procs, store):
     procs.env["DETECTOR_STORE"] = store  # rocksdb: the production store, its files kept over the kill
-    patients = sorted(small_cohort.frames)
-    for pid in patients:
-        Patient.objects.create(id=pid, display_name=f"sim {pid}")
-    items = uploads(small_cohort, patients)
-    half = len(items) // 2
-    procs.start("run_alert_sink", "sink")
-    worker = procs.start("run_detector_worker", "worker")
-    produce(kafka_topics["samples"], items[:half])
-    changelog = f"{procs.env['DETECTOR_APP_ID']}-state-changelog"
-    assert read_topic(changelog, at_least=len(patients), timeout_s=120), procs.log("worker")[-3000:]
+    patients, items, half, worker = first_half_applied(small_cohort, kafka_topics, procs)
     # the second half streams in while the worker is killed without warning
     feeder = threading.Thread(target=produce, args=(kafka_topics["samples"], items[half:]))
     feeder.start()
@@ -208,29 +199,17 @@ def test_killing_the_worker_mid_replay_loses_and_doubles_no_alert(small_cohort, 
     procs.start("run_detector_worker", "worker")
     expected = expected_rows(small_cohort, patients)
     rows = wait_for_rows(expected, 300, procs, dead_ok=(worker,))
-    different = {k: (v, rows.get(k)) for k, v in expected.items() if rows.get(k) != v}
-    extra = {k: v for k, v in rows.items() if k not in expected}
-    assert rows == expected, (f"(expected, stored) where they differ: {different}\n"
-                              f"unexpected: {extra}\n" + procs.log("worker")[-2000:])
+    assert_rows_equal(rows, expected, procs.log("worker"))
     # none doubled: one row per episode, and alerts.v1 holds no change twice with different content
     assert Alert.objects.count() == len(expected)
 
 
 def test_two_workers_share_the_partitions_and_a_join_mid_stream_loses_and_doubles_no_alert(
         small_cohort, kafka_topics, procs, tmp_path):
-    patients = sorted(small_cohort.frames)
-    for pid in patients:
-        Patient.objects.create(id=pid, display_name=f"sim {pid}")
-    items = uploads(small_cohort, patients)
-    half = len(items) // 2
-    procs.start("run_alert_sink", "sink")
-    procs.start("run_detector_worker", "worker", DETECTOR_DATA_DIR=str(tmp_path / "faust-a"))
-    produce(kafka_topics["samples"], items[:half])
-    changelog = f"{procs.env['DETECTOR_APP_ID']}-state-changelog"
-    assert read_topic(changelog, at_least=len(patients), timeout_s=120), procs.log("worker")[-3000:]
+    patients, items, half, _ = first_half_applied(small_cohort, kafka_topics, procs,
+                                                  DETECTOR_DATA_DIR=str(tmp_path / "faust-a"))
     # a second worker joins the group while the rest streams in (over about 15 s): a
-    # rebalance mid-stream, the first worker gives up partitions with processed but not
-    # yet checkpointed messages
+    # rebalance mid-stream, the first worker gives up partitions it is working on
     rest = items[half:]
     step = max(1, len(rest) // 30)
 
@@ -249,10 +228,29 @@ def test_two_workers_share_the_partitions_and_a_join_mid_stream_loses_and_double
     assert assigned_samples(procs.log("worker2"), kafka_topics), procs.log("worker2")[-3000:]
     expected = expected_rows(small_cohort, patients)
     rows = wait_for_rows(expected, 300, procs)
+    assert_rows_equal(rows, expected, procs.log("worker2"))
+
+
+def first_half_applied(cohort, kafka_topics, procs, **worker_env):
+    """Sink and one worker running, the first half of the uploads applied (states written)."""
+    patients = sorted(cohort.frames)
+    for pid in patients:
+        Patient.objects.create(id=pid, display_name=f"sim {pid}")
+    items = uploads(cohort, patients)
+    half = len(items) // 2
+    procs.start("run_alert_sink", "sink")
+    worker = procs.start("run_detector_worker", "worker", **worker_env)
+    produce(kafka_topics["samples"], items[:half])
+    changelog = f"{procs.env['DETECTOR_APP_ID']}-state-changelog"
+    assert read_topic(changelog, at_least=len(patients), timeout_s=120), procs.log("worker")[-3000:]
+    return patients, items, half, worker
+
+
+def assert_rows_equal(rows, expected, worker_log: str) -> None:
     different = {k: (v, rows.get(k)) for k, v in expected.items() if rows.get(k) != v}
     extra = {k: v for k, v in rows.items() if k not in expected}
     assert rows == expected, (f"(expected, stored) where they differ: {different}\n"
-                              f"unexpected: {extra}\n" + procs.log("worker2")[-2000:])
+                              f"unexpected: {extra}\n" + worker_log[-2000:])
 
 
 def assigned_samples(log: str, kafka_topics) -> bool:
