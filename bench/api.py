@@ -309,8 +309,14 @@ def main(argv: list[str] | None = None) -> dict:
     ap.add_argument("--reload", action="store_true", help="drop and reload the bench database")
     args = ap.parse_args(argv)
 
-    base = os.environ.get("BENCH_PG_URL", "postgresql://postgres@127.0.0.1:5432")
-    db_url = ensure_database(base, args.reload)
+    from bench.common import private_servers
+
+    with private_servers(ROOT / "var" / "bench" / "api") as (base, server_env):
+        os.environ.update(server_env)
+        return _run(args, ensure_database(base, args.reload))
+
+
+def _run(args: argparse.Namespace, db_url: str) -> dict:
     log(f"loading {args.patients} patients x {args.days} days of minute heart rate into {DB}")
     meta = load(db_url, args.patients, args.days)
     from bench.common import free_port, stop

