@@ -6,6 +6,9 @@
 * write: one transaction of idempotent upserts keyed by (patient, detector,
   window_start). A change is applied only if its ``seq`` is newer than the row's
   ``event_seq``: a message seen twice, or an old one after a new one, changes nothing.
+  Updates add, never overwrite: severity only rises, the evidence at raise is written
+  once, the evidence at the peak is replaced only when severity rises, and the latest
+  update's severity and evidence are kept beside them.
   A clinician's status is kept, except that an episode that escalates (yellow to red)
   or re-opens after it was resolved comes back as ``open``.
 * commit: offsets + 1 after the database commit, about once a second and on shutdown.
@@ -31,21 +34,26 @@ log = logging.getLogger(__name__)
 GROUP_ID = "alert-sink"
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
-_UPSERT = """
+_RANK = "array_position(ARRAY['info', 'yellow', 'red'], {}::text)"
+_RISES = f"{_RANK.format('EXCLUDED.severity')} > {_RANK.format('a.severity')}"
+# Severity only rises; ``evidence`` is the evidence at the peak (first reached highest
+# severity); ``raise_evidence`` is written once; the latest update goes to its own columns.
+_UPSERT = f"""
 INSERT INTO streams_alert AS a
-    (patient_id, detector, severity, window_start, window_end, evidence, status, signal_closed,
-     opened_at, updated_at, resolution_reason, event_seq)
+    (patient_id, detector, severity, window_start, window_end, evidence, raise_evidence,
+     latest_evidence, latest_severity, status, signal_closed, opened_at, updated_at,
+     resolution_reason, event_seq)
 VALUES (%(patient)s, %(detector)s, %(severity)s, %(window_start)s, %(window_end)s, %(evidence)s,
-        'open', %(closed)s, now(), now(), '', %(seq)s)
+        %(evidence)s, %(evidence)s, %(severity)s, 'open', %(closed)s, now(), now(), '', %(seq)s)
 ON CONFLICT (patient_id, detector, window_start) DO UPDATE SET
-    severity = EXCLUDED.severity,
+    severity = CASE WHEN {_RISES} THEN EXCLUDED.severity ELSE a.severity END,
+    evidence = CASE WHEN {_RISES} THEN EXCLUDED.evidence ELSE a.evidence END,
+    latest_evidence = EXCLUDED.evidence,
+    latest_severity = EXCLUDED.severity,
     window_end = GREATEST(a.window_end, EXCLUDED.window_end),
-    evidence = EXCLUDED.evidence,
     signal_closed = EXCLUDED.signal_closed,
     status = CASE
-        WHEN a.status IN ('acknowledged', 'snoozed', 'resolved')
-             AND array_position(ARRAY['info', 'yellow', 'red'], EXCLUDED.severity::text)
-               > array_position(ARRAY['info', 'yellow', 'red'], a.severity::text) THEN 'open'
+        WHEN a.status IN ('acknowledged', 'snoozed', 'resolved') AND {_RISES} THEN 'open'
         WHEN a.status = 'resolved' AND a.signal_closed AND NOT EXCLUDED.signal_closed THEN 'open'
         ELSE a.status END,
     updated_at = now(),

@@ -25,7 +25,16 @@ class Alert(models.Model):
     severity = models.CharField(max_length=12, choices=SEVERITIES)
     window_start = models.DateTimeField()
     window_end = models.DateTimeField()
-    evidence = models.JSONField(default=dict)
+    evidence = models.JSONField(
+        default=dict, help_text="the evidence at the alert's peak: when it first reached its "
+        "highest severity (what a clinician judges it by)"
+    )
+    raise_evidence = models.JSONField(default=dict, help_text="the evidence when it was raised")
+    latest_evidence = models.JSONField(default=dict, help_text="the evidence of the latest update")
+    latest_severity = models.CharField(
+        max_length=12, choices=SEVERITIES, blank=True,
+        help_text="the severity of the latest update (``severity`` is the highest reached)"
+    )
     status = models.CharField(max_length=16, choices=STATUSES, default=OPEN)
     signal_closed = models.BooleanField(
         default=False, help_text="the detector saw the signal return to normal"

@@ -61,8 +61,26 @@ def test_the_sink_upserts_one_row_per_episode_and_keeps_the_newest_change(kafka_
     row = rows[0]
     assert (row.severity, row.signal_closed, row.event_seq, row.status) == ("red", True, 3, "open")
     assert int(row.window_end.timestamp() * 1000) == T0 + 9_000_000
-    assert row.evidence == {"delta": 0.5}
+    assert row.evidence == {"delta": 5}  # the peak: the update that made it red
+    assert (row.latest_evidence, row.latest_severity) == ({"delta": 0.5}, "red")
     assert sink.stats.written == 5
+
+
+@pytest.mark.django_db(transaction=True)
+def test_an_update_never_lowers_the_severity_nor_erases_the_evidence_at_raise_or_peak(kafka_topics):
+    p = Patient.objects.create(display_name="peak")
+    send(kafka_topics["alerts"], [
+        alert(p.pk, 1, "open", "yellow", rise_bpm=4.2),
+        alert(p.pk, 2, "update", "red", rise_bpm=9.1),
+        alert(p.pk, 3, "update", "red", rise_bpm=6.0),    # same severity, smaller rise
+        alert(p.pk, 4, "update", "yellow", rise_bpm=0.1),  # the signal fades
+    ])
+    drain(f"sink-{kafka_topics['suffix']}", 4)
+    row = Alert.objects.get(patient=p)
+    assert row.severity == "red"
+    assert row.raise_evidence == {"rise_bpm": 4.2}
+    assert row.evidence == {"rise_bpm": 9.1}
+    assert (row.latest_severity, row.latest_evidence) == ("yellow", {"rise_bpm": 0.1})
 
 
 @pytest.mark.django_db(transaction=True)
