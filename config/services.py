@@ -142,7 +142,25 @@ def start_postgres(port: int, data_dir: Path, log_path: Path | None = None, *,
         stdout=_log(log_path), stderr=subprocess.STDOUT, start_new_session=True,
     )
     wait_port("127.0.0.1", port, 30, "PostgreSQL", proc)
+    _wait_accepting(port, 60, proc)
     return proc
+
+
+def _wait_accepting(port: int, timeout: float, proc: subprocess.Popen) -> None:
+    """The port opens before recovery ends ("the database system is starting up")."""
+    import psycopg
+
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            with psycopg.connect(f"postgresql://postgres@127.0.0.1:{port}/postgres", connect_timeout=5):
+                return
+        except psycopg.OperationalError as exc:
+            if proc.poll() is not None:
+                raise RuntimeError(f"PostgreSQL exited with code {proc.returncode} while starting") from exc
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"PostgreSQL on {port} did not accept connections within {timeout}s: {exc}") from exc
+            time.sleep(0.2)
 
 
 def world_reachable_tempdir(prefix: str) -> Path:
