@@ -174,8 +174,8 @@ def read_google_fit_daily(path: Path) -> Iterator[Chunk]:
         end = pd.to_datetime(day + "T" + frame["End time"].str.strip(), utc=True, errors="coerce",
                              format="ISO8601")
         bad = (start.isna() | end.isna()).to_numpy()
-        s_ms = np.where(bad, -1, start.to_numpy().astype("datetime64[ms]").astype(np.int64))
-        e_ms = np.where(bad, -1, end.to_numpy().astype("datetime64[ms]").astype(np.int64))
+        s_ms = np.where(bad, -1, start.dt.tz_convert(None).to_numpy().astype("datetime64[ms]").astype(np.int64))
+        e_ms = np.where(bad, -1, end.dt.tz_convert(None).to_numpy().astype("datetime64[ms]").astype(np.int64))
         e_ms = np.where(~bad & (e_ms <= s_ms), e_ms + 86_400_000, e_ms)  # the 23:45-00:00 row
         skipped: Counter = Counter()
         for col in frame.columns:
