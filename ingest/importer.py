@@ -1,9 +1,17 @@
 """Bulk import: files -> schema validation -> samples.v1 batches -> Kafka (the live path).
 
-Every row read is accounted for: accepted (produced in a batch Kafka acknowledged),
-duplicate (the same reading twice in the input), already imported (its batch had
-been acknowledged before: re-running an import writes nothing twice), or refused
-with the reason.
+Every record read is accounted for: accepted (produced in a batch Kafka acknowledged,
+or, in a dry run, valid and ready to send), duplicate (the same reading twice in the
+input), already imported (its batch had been acknowledged before: re-running an import
+writes nothing twice), skipped by type (a record of a kind this project does not
+store, such as Apple's "in bed"), or refused with the reason.
+
+A file that breaks part-way (a truncated export.xml) leaves what was sent consistent:
+batches are cut from the stream of valid samples at fixed sizes and sent only when
+full, or at the very end of a run that read every file through; a batch's id is the
+digest of its content. The batch being filled when the error comes is dropped. Run
+again on the repaired file, the same leading batches come out identical and are
+answered "already imported", and only the rest is sent: nothing is stored twice.
 """
 
 from __future__ import annotations
@@ -17,7 +25,7 @@ from pathlib import Path
 from django.conf import settings
 
 from ingest import service
-from ingest.readers import Chunk, ReaderError, iter_chunks
+from ingest.readers import Chunk, ReaderError, detect_format, iter_chunks
 from ingest.schema import Batch, _Errors, digest_samples, now_ms, validate_sample
 
 
@@ -27,22 +35,32 @@ class ImportSummary:
     accepted: int = 0
     duplicate: int = 0
     already_imported: int = 0
+    skipped: Counter = field(default_factory=Counter)
     refused: Counter = field(default_factory=Counter)
     batches: int = 0
     participants: set = field(default_factory=set)
+    dry_run: bool = False
+    formats: Counter = field(default_factory=Counter)
 
     @property
     def refused_total(self) -> int:
         return sum(self.refused.values())
 
+    @property
+    def skipped_total(self) -> int:
+        return sum(self.skipped.values())
+
     def balanced(self) -> bool:
-        return self.read == self.accepted + self.duplicate + self.already_imported + self.refused_total
+        return self.read == (self.accepted + self.duplicate + self.already_imported + self.skipped_total
+                             + self.refused_total)
 
     def as_dict(self) -> dict:
         return {
-            "read": self.read, "accepted": self.accepted, "duplicate": self.duplicate,
-            "already_imported": self.already_imported, "refused": self.refused_total,
-            "refused_by_reason": dict(self.refused.most_common()), "batches": self.batches,
+            "dry_run": self.dry_run, "read": self.read, "accepted": self.accepted,
+            "duplicate": self.duplicate, "already_imported": self.already_imported,
+            "skipped": self.skipped_total, "skipped_by_type": dict(self.skipped.most_common()),
+            "refused": self.refused_total, "refused_by_reason": dict(self.refused.most_common()),
+            "batches": self.batches, "formats": dict(self.formats),
         }
 
 
@@ -62,6 +80,7 @@ def _chunk_samples(chunk: Chunk, summary: ImportSummary, latest_ms: int) -> list
     ends = chunk.end.tolist() if chunk.end is not None else None
     values = chunk.value.tolist()
     labels = chunk.label.tolist() if chunk.label is not None else None
+    intensities = chunk.intensity.tolist() if chunk.intensity is not None else None
     errors_in = chunk.error.tolist() if chunk.error is not None else None
     for i in range(len(times)):
         if errors_in is not None and errors_in[i] is not None:
@@ -72,6 +91,11 @@ def _chunk_samples(chunk: Chunk, summary: ImportSummary, latest_ms: int) -> list
             sample["end"] = ends[i]
         if metric == "sleep_stage":
             sample["stage"] = labels[i]
+        elif metric == "activity":
+            sample["type"] = labels[i]
+            sample["intensity"] = intensities[i]
+            if values[i] == values[i]:  # energy is optional: NaN means the export had none
+                sample["energy"] = values[i]
         else:
             v = values[i]
             sample["value"] = v if v == v else None  # NaN -> missing, the schema says why
@@ -87,13 +111,20 @@ def _chunk_samples(chunk: Chunk, summary: ImportSummary, latest_ms: int) -> list
 
 
 def import_files(
-    paths: Iterable[str | Path], *, patient_id: int, fmt: str | None = None, tz: str = "UTC",
+    paths: Iterable[str | Path], *, patient_id: int | None, fmt: str | None = None, tz: str = "UTC",
     participant: str | None = None, batch_size: int | None = None,
-    progress: Callable[[int], None] | None = None,
+    progress: Callable[[int], None] | None = None, dry_run: bool = False, date_order: str | None = None,
 ) -> ImportSummary:
-    """Import files for one patient through Kafka. Raises ReaderError for an unreadable file."""
+    """Import files for one patient through Kafka, or only read, validate and count them
+    (``dry_run``: no database, broker or patient needed).
+
+    Raises ReaderError for an unreadable file; its ``summary`` then says what had been
+    sent before the error (whole batches only, see the module's docstring).
+    """
+    if not dry_run and patient_id is None:
+        raise ValueError("a patient is needed unless dry_run")
     batch_size = min(batch_size or settings.INGEST_MAX_SAMPLES, settings.INGEST_MAX_SAMPLES)
-    summary = ImportSummary()
+    summary = ImportSummary(dry_run=dry_run)
     seen: set[tuple] = set()
     pending: list[dict] = []
 
@@ -101,11 +132,15 @@ def import_files(
         nonlocal pending
         if not pending:
             return
+        summary.batches += 1
+        if dry_run:
+            summary.accepted += len(pending)
+            pending = []
+            return
         digest = digest_samples(pending)
         batch = Batch(batch_id=f"import:{digest[:40]}", patient=patient_id, device=None,
                       samples=pending, digest=digest, source="import", received_ms=now_ms())
         outcome = service.accept(batch)
-        summary.batches += 1
         if outcome.duplicate:
             summary.already_imported += len(pending)
         else:
@@ -113,29 +148,39 @@ def import_files(
         pending = []
 
     latest = now_ms() + settings.INGEST_MAX_FUTURE_S * 1000
-    for path in paths:
-        for chunk in iter_chunks(path, fmt, tz):
-            if participant and chunk.participant != participant:
-                continue
-            summary.participants.add(chunk.participant)
-            if len(summary.participants) > 1 and not participant:
-                raise ReaderError(
-                    f"{Path(path).name} holds several participants ({', '.join(sorted(summary.participants))}); "
-                    "choose one with --participant"
-                )
-            summary.read += len(chunk)
-            # Stable order within a chunk (by time) so that batches are reproducible.
-            for s in _chunk_samples(chunk, summary, latest):
-                key = (s["metric"], s["time"], s.get("end"), s.get("value"), s.get("stage"))
-                if key in seen:
-                    summary.duplicate += 1
+    named: set[str] = set()
+    try:
+        for path in paths:
+            summary.formats[fmt or detect_format(path)] += 1
+            for chunk in iter_chunks(path, fmt, tz, date_order=date_order):
+                # A single-person export names nobody (""): it is always the patient's.
+                if participant and chunk.participant and chunk.participant != participant:
                     continue
-                seen.add(key)
-                pending.append(s)
-                if len(pending) >= batch_size:
-                    flush()
-            if progress:
-                progress(len(chunk))
+                if chunk.participant:
+                    named.add(chunk.participant)
+                    summary.participants.add(chunk.participant)
+                if len(named) > 1 and not participant:
+                    raise ReaderError(
+                        f"{Path(path).name} holds several participants ({', '.join(sorted(named))}); "
+                        "choose one with --participant"
+                    )
+                summary.read += len(chunk) + sum(chunk.skipped.values())
+                summary.skipped.update(chunk.skipped)
+                for s in _chunk_samples(chunk, summary, latest):
+                    key = (s["metric"], s["time"], s.get("end"), s.get("value"), s.get("stage"), s.get("type"))
+                    if key in seen:
+                        summary.duplicate += 1
+                        continue
+                    seen.add(key)
+                    pending.append(s)
+                    if len(pending) >= batch_size:
+                        flush()
+                if progress:
+                    progress(len(chunk))
+    except ReaderError as exc:
+        # The batch being filled is dropped, never sent half: see the module's docstring.
+        exc.summary = summary
+        raise
     flush()
     return summary
 
@@ -144,7 +189,8 @@ def participants_in(paths: Iterable[str | Path], fmt: str | None = None) -> list
     found: set[str] = set()
     for path in paths:
         for chunk in iter_chunks(path, fmt):
-            found.add(chunk.participant)
+            if chunk.participant:
+                found.add(chunk.participant)
     return sorted(found)
 
 
