@@ -8,22 +8,13 @@ from datetime import timedelta
 from django.utils import timezone
 from rest_framework import serializers
 
-from api.models import AlertAction, AlertNote, CareTeam, Consent, Device, Patient
+from alerts.models import Alert, AlertAction, AlertNote, DetectorThreshold
+from care.models import CareTeam, Consent, Device, Patient
 from coaching.models import CONTEXT_TAGS, ContextReport, Recommendation
 from coaching.rules import DISCLAIMER
-from streams.models import Alert, DetectorThreshold
 
 DETECTOR_RE = re.compile(r"^[a-z0-9_.-]{1,48}$")
 MAX_SNOOZE = timedelta(days=30)
-
-
-class ApiErrorItemSerializer(serializers.Serializer):
-    field = serializers.CharField()
-    reason = serializers.CharField()
-
-
-class ApiErrorsSerializer(serializers.Serializer):
-    errors = ApiErrorItemSerializer(many=True)
 
 
 # ------------------------------------------------------------------ auth

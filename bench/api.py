@@ -96,9 +96,10 @@ def load(db_url: str, patients: int, days: int) -> dict:
     from django.utils import timezone
     from rest_framework.authtoken.models import Token
 
-    from api.models import Assignment, CareTeam, Clinician, Consent, Patient, TeamMembership
+    from alerts.models import Alert
+    from care.models import Assignment, CareTeam, Clinician, Consent, Patient, TeamMembership
     from ingest import storage
-    from streams.models import Alert
+    from lib import db
 
     call_command("migrate", verbosity=0, interactive=False)
     with connection.cursor() as cur:
@@ -127,7 +128,7 @@ def load(db_url: str, patients: int, days: int) -> dict:
     keeper = storage.PartitionKeeper()
     rng = np.random.default_rng(7)
     started = time.perf_counter()
-    raw = storage.connect(autocommit=True)  # the COPY path: its own connection, as the sink has
+    raw = db.connect(autocommit=True)  # the COPY path: its own connection, as the sink has
     for k in range(patients):
         user = User.objects.create(username=f"bench-patient-{k}")
         p = Patient.objects.create(user=user, display_name=f"Bench patient {k}")

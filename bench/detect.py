@@ -92,7 +92,7 @@ def committed(group: str, topic: str) -> int:
     """
     from kafka import KafkaConsumer, TopicPartition
 
-    from ingest import kafka
+    from lib import kafka
 
     c = KafkaConsumer(bootstrap_servers=kafka.bootstrap(), group_id=group, enable_auto_commit=False)
     try:
@@ -128,7 +128,7 @@ def latency(env: dict, patients: list[int], t_after_ms: int) -> list[float]:
     """Send one completing upload per patient; time from broker ack to a readable alert row."""
     import psycopg
 
-    from ingest import kafka
+    from lib import kafka
     from streams.replay import upload_message
 
     seen: dict[int, float] = {}
@@ -192,7 +192,7 @@ def main(argv: list[str] | None = None) -> dict:
         _setup_django(env)
         from django.conf import settings
 
-        from ingest import kafka
+        from lib import kafka
 
         items, cohort = make_uploads(args.patients, args.days, args.seed, args.window_min)
         n_samples = sum(k for _, _, k, _ in items)

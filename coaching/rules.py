@@ -18,6 +18,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 
+from alerts import states
 from coaching.features import Baseline, DayFeatures, baseline
 
 DISCLAIMER = (
@@ -325,8 +326,10 @@ DETECTOR_WORDS = {
 
 
 def open_alert_care_team(inp: CoachingInput) -> Advice | None:
-    active = [a for a in inp.open_alerts if a.severity in ("red", "yellow")
-              and a.status in ("open", "acknowledged", "escalated")]
+    # ``open_alerts`` holds what ``Alert.objects.active()`` returned (engine.gather); a
+    # resolved one can only come from a caller that built the input by hand.
+    active = [a for a in inp.open_alerts if a.severity in (states.RED, states.YELLOW)
+              and a.status != states.RESOLVED]
     if not active:
         return None
     top = min(active, key=lambda a: (a.severity != "red", -a.window_start.timestamp()))

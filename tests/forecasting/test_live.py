@@ -12,11 +12,12 @@ import pytest
 from django.contrib.auth import get_user_model
 from rest_framework.test import APIClient
 
-from api.models import AuditEvent, Patient
+from care.models import AuditEvent, Patient
 from forecasting import registry, service
-from forecasting.features import daily_features, hourly_from_db, hourly_from_frame
+from forecasting.features import daily_features, hourly_from_frame
 from forecasting.forecasters import make
 from forecasting.models import Forecast, ModelVersion
+from forecasting.rollups import hourly_from_db
 from ingest.simulator import simulate_cohort
 from tests.forecasting.conftest import midnight_days_ago, store_frame
 
