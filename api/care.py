@@ -335,8 +335,6 @@ class ThresholdDetailView(APIView):
     def put(self, request, patient_id: int, detector: str):
         require_clinician(request)
         patient = patient_or_404(request, patient_id, clinician_only=True)
-        if not DETECTOR_RE.match(detector):
-            raise exceptions.ValidationError({"detector": "is not a detector name"})
         body = ThresholdWriteSerializer(data=request.data)
         body.is_valid(raise_exception=True)
         overrides = check_overrides(detector, body.validated_data["params"])

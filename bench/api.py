@@ -235,6 +235,7 @@ def summarise(run: dict) -> dict:
 
 def db_only(db_url: str, meta: dict, seconds: float, threads: int) -> dict:
     """The chart's queries (the ones api/chart.py runs), straight over psycopg."""
+    from alerts.models import Alert
     from coaching.features import HR, STEPS
 
     now = datetime.now(UTC)
@@ -253,8 +254,8 @@ def db_only(db_url: str, meta: dict, seconds: float, threads: int) -> dict:
                    sum(minutes) FILTER (WHERE stage = 'awake')
             FROM sleep_nightly WHERE patient_id = %s AND bucket >= %s AND bucket < %s GROUP BY 1 ORDER BY 1""",
          lambda p: (p, start, end)),
-        ("""SELECT id, detector, severity, status, extract(epoch FROM window_start)::bigint,
-                   extract(epoch FROM window_end)::bigint FROM streams_alert
+        (f"""SELECT id, detector, severity, status, extract(epoch FROM window_start)::bigint,
+                   extract(epoch FROM window_end)::bigint FROM {Alert._meta.db_table}
             WHERE patient_id = %s AND window_end >= %s AND window_start < %s
             ORDER BY window_start DESC LIMIT 200""", lambda p: (p, start, end)),
     ]

@@ -134,11 +134,13 @@ def latency(env: dict, patients: list[int], t_after_ms: int) -> list[float]:
     seen: dict[int, float] = {}
     done = threading.Event()
 
+    from alerts.models import Alert
+
     def poll() -> None:
         with psycopg.connect(env["DATABASE_URL"], autocommit=True) as conn:
             while not done.is_set():
                 rows = conn.execute(
-                    "SELECT patient_id FROM streams_alert WHERE detector = 'hr_high_at_rest' "
+                    f"SELECT patient_id FROM {Alert._meta.db_table} WHERE detector = 'hr_high_at_rest' "
                     "AND window_start >= to_timestamp(%s / 1000.0)", (t_after_ms,)).fetchall()
                 now = time.perf_counter()
                 for (p,) in rows:
@@ -201,8 +203,10 @@ def main(argv: list[str] | None = None) -> dict:
 
         import psycopg
 
+        from care.models import Patient
+
         with psycopg.connect(env["DATABASE_URL"], autocommit=True) as conn:
-            conn.execute("INSERT INTO api_patient (id, display_name, timezone, active, created_at) "
+            conn.execute(f"INSERT INTO {Patient._meta.db_table} (id, display_name, timezone, active, created_at) "
                          "SELECT g, 'bench ' || g, 'UTC', true, now() FROM generate_series(1, %s) g",
                          (args.patients,))
         kafka.ensure_topics()

@@ -21,7 +21,7 @@ from care.models import Patient
 from forecasting import registry
 from forecasting.backtest import backtest
 from forecasting.features import TARGETS, make_histories
-from forecasting.forecasters import History, make
+from forecasting.forecasters import make
 from forecasting.models import Forecast, ModelVersion
 from forecasting.rollups import daily_from_db
 
@@ -226,8 +226,3 @@ def _store(metric: str, mv: ModelVersion, ids: list, end_day: date, pred) -> int
     )
     return len(rows)
 
-
-def history_of(patient: Patient, metric: str, end_day: date, days: int) -> History | None:
-    """One patient's history (for charts and checks)."""
-    feats = patient_features([patient], end_day, days)
-    return make_histories(feats, metric, min_observed=1).get(patient.pk)

@@ -266,7 +266,7 @@ def threshold(request, patient_id: int):
             messages.error(request, f"{key}: {value[:20]!r} is not a number")
             return redirect("dashboard:patient", patient_id=p.pk)
     body = care.ThresholdWriteSerializer(data={"params": overrides})
-    if not care.DETECTOR_RE.match(detector) or not body.is_valid():
+    if not detector or not body.is_valid():
         messages.error(request, "name a detector and at least one numeric parameter")
         return redirect("dashboard:patient", patient_id=p.pk)
     try:
