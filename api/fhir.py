@@ -21,7 +21,8 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from api import query
-from api.views import ERR, patient_or_404
+from api.errors import ERR
+from api.lookup import patient_or_404
 from care.access import audit
 from ingest.schema import INTENSITY_BY_LEVEL, METRIC_BY_CODE, METRICS
 

@@ -14,7 +14,6 @@ from coaching.models import CONTEXT_TAGS, ContextReport, Recommendation
 from coaching.rules import DISCLAIMER
 
 DETECTOR_RE = re.compile(r"^[a-z0-9_.-]{1,48}$")
-MAX_SNOOZE = timedelta(days=30)
 
 
 # ------------------------------------------------------------------ auth
@@ -261,16 +260,9 @@ class AlertDetailSerializer(AlertSerializer):
 
 
 class SnoozeSerializer(serializers.Serializer):
-    until = serializers.DateTimeField()
+    until = serializers.DateTimeField(
+        help_text="in the future, at most 30 days ahead (alerts.workflow.snooze checks it)")
     reason = serializers.CharField(max_length=300, required=False, allow_blank=True, default="")
-
-    def validate_until(self, value):
-        now = timezone.now()
-        if value <= now:
-            raise serializers.ValidationError("must be in the future")
-        if value - now > MAX_SNOOZE:
-            raise serializers.ValidationError("an alert can be snoozed for at most 30 days")
-        return value
 
 
 class EscalateSerializer(serializers.Serializer):

@@ -128,13 +128,12 @@ def latency(env: dict, patients: list[int], t_after_ms: int) -> list[float]:
     """Send one completing upload per patient; time from broker ack to a readable alert row."""
     import psycopg
 
+    from alerts.models import Alert
     from lib import kafka
     from streams.replay import upload_message
 
     seen: dict[int, float] = {}
     done = threading.Event()
-
-    from alerts.models import Alert
 
     def poll() -> None:
         with psycopg.connect(env["DATABASE_URL"], autocommit=True) as conn:

@@ -125,7 +125,7 @@ def test_training_then_forecasting_gives_every_patient_forecasts_readable_throug
 
 
 def test_the_api_process_never_imports_tensorflow():
-    code = ("import django, sys; django.setup(); import config.urls, forecasting.views, "
+    code = ("import django, sys; django.setup(); import config.urls, api.forecasts, "
             "forecasting.tasks, forecasting.service; print('tensorflow' in sys.modules)")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120,
                          env={**__import__("os").environ, "DJANGO_SETTINGS_MODULE": "config.settings"})
