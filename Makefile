@@ -37,7 +37,7 @@ MYPY_PATHS := lib care alerts streams/detectors forecasting/forecasters forecast
 
 lint: install
 	$(VENV)/bin/ruff check .
-	$(VENV)/bin/lint-imports
+	PYTHONPATH=. $(VENV)/bin/lint-imports
 	$(VENV)/bin/mypy $(MYPY_PATHS)
 
 clean:
