@@ -170,8 +170,8 @@ def patient_status_queryset(user, query_params):
     counts = active.order_by().values("patient").annotate(c=Count("*")).values("c")
     qs = (readable_patients(user)
           .annotate(open_alerts=Coalesce(Subquery(counts), 0),
-                    has_red=Exists(active.filter(severity="red")),
-                    has_yellow=Exists(active.filter(severity="yellow")),
+                    has_red=Exists(active.filter(severity=states.RED)),
+                    has_yellow=Exists(active.filter(severity=states.YELLOW)),
                     last_alert_at=Subquery(Alert.objects.filter(patient=OuterRef("pk"))
                                            .order_by("-opened_at").values("opened_at")[:1]),
                     last_seen_at=Subquery(Device.objects.filter(patient=OuterRef("pk"))

@@ -332,12 +332,12 @@ def open_alert_care_team(inp: CoachingInput) -> Advice | None:
               and a.status != states.RESOLVED]
     if not active:
         return None
-    top = min(active, key=lambda a: (a.severity != "red", -a.window_start.timestamp()))
+    top = min(active, key=lambda a: (a.severity != states.RED, -a.window_start.timestamp()))
     what = DETECTOR_WORDS.get(top.detector, "an unusual pattern")
     when = top.window_start.strftime("%d %b %H:%M UTC")
     return Advice(
         rule="open_alert_care_team", category="care_team",
-        priority="high" if top.severity == "red" else "medium",
+        priority="high" if top.severity == states.RED else "medium",
         title="Your care team is looking at your data",
         message=(f"Your readings from {when} showed {what}, and your care team has been told. "
                  "They may get in touch with you. You do not need to do anything now; if you "

@@ -23,7 +23,7 @@ from django.utils.html import escape
 from django.views.decorators.http import require_GET, require_POST
 from rest_framework import exceptions as drf_exceptions
 
-from alerts import queries, workflow
+from alerts import queries, states, workflow
 from alerts.models import Alert, DetectorThreshold
 from api import care
 from api.lookup import alert_or_404, patient_or_404
@@ -116,6 +116,9 @@ def queue(request):
     ctx["detectors"] = sorted(set(queries.readable_alerts(request.user).values_list("detector", flat=True)
                                   .order_by().distinct()[:50]))
     ctx["teams"] = request.clinician.teams.order_by("name")
+    ctx["status_filters"] = [(s, "needs attention" if s == states.ACTIVE else s)
+                             for s in states.STATUS_FILTERS]
+    ctx["severities"] = list(reversed(states.SEVERITIES))
     return render(request, "dashboard/queue.html", ctx)
 
 

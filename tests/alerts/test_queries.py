@@ -52,3 +52,18 @@ def test_the_openapi_enums_are_the_defined_statuses(api):
     assert sorted(queue["schema"]["enum"]) == sorted(states.STATUS_FILTERS)
     alert_status = schema["components"]["schemas"]["AlertStatusEnum"]["enum"]
     assert sorted(alert_status) == sorted(states.STATUSES)
+
+
+def test_the_dashboards_status_filter_offers_the_defined_statuses(world):
+    import re
+
+    from django.test import Client
+
+    from tests.api.factories import PASSWORD
+
+    client = Client()
+    assert client.login(username=world.alice.user.username, password=PASSWORD)
+    page = client.get("/dashboard/").content.decode()
+    select = page[page.index('<select name="status">'):]
+    select = select[:select.index("</select>")]
+    assert re.findall(r'<option value="([a-z]+)"', select) == list(states.STATUS_FILTERS)
