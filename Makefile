@@ -30,8 +30,15 @@ test: install browser
 bench: install
 	$(PY) -m bench.ingest --json
 
+# The layers (lib <- care <- alerts <- ingest <- streams | forecasting <- coaching <- api)
+# are held by import-linter (pyproject.toml); mypy checks the lower layers and the pure numerics.
+MYPY_PATHS := lib care alerts streams/detectors forecasting/forecasters forecasting/features.py \
+	forecasting/backtest.py ingest/nights.py
+
 lint: install
 	$(VENV)/bin/ruff check .
+	PYTHONPATH=. $(VENV)/bin/lint-imports
+	$(VENV)/bin/mypy $(MYPY_PATHS)
 
 clean:
 	rm -rf var .pytest_cache

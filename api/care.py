@@ -6,25 +6,17 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from django.db import transaction
-from django.db.models import Case, Exists, IntegerField, OuterRef, Q, Value, When
-from django.utils import timezone
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import exceptions, generics, status
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from api import params as params_mod
-from api.access import (
-    audit,
-    audit_many,
-    clinician_of,
-    readable_alerts,
-    readable_patients,
-    team_can_read,
-)
-from api.models import AlertAction, AlertNote, CareTeam, Clinician, Consent, Device
+from alerts import queries, states, workflow
+from alerts.models import Alert, AlertAction, AlertNote, DetectorThreshold
+from api import query
+from api.errors import ERR
+from api.lookup import alert_or_404, patient_or_404, require_clinician
 from api.serializers import (
     DETECTOR_RE,
     AlertDetailSerializer,
@@ -38,42 +30,25 @@ from api.serializers import (
     ThresholdSerializer,
     ThresholdWriteSerializer,
 )
-from api.views import ERR, filter_status, patient_or_404
+from care.access import audit, audit_many, clinician_of, clinicians_with_access, teams_with_access
+from care.models import Consent, Device
 from coaching import context as coaching_context
-from coaching.models import ContextReport, DetectorQuiet, Recommendation
-from streams.models import Alert, DetectorThreshold
-
-SEVERITY_RANK = Case(When(severity="red", then=Value(0)), When(severity="yellow", then=Value(1)),
-                     default=Value(2), output_field=IntegerField())
-
-
-def require_clinician(request) -> Clinician:
-    clinician = clinician_of(request.user)
-    if clinician is None:
-        raise exceptions.PermissionDenied("only clinicians work the alert queue")
-    return clinician
-
-
-def quieted_q() -> Exists:
-    """The alert's detector was quieted by the patient when the alert's window began."""
-    return Exists(DetectorQuiet.objects.filter(
-        patient_id=OuterRef("patient_id"), detector=OuterRef("detector"),
-        starts_at__lte=OuterRef("window_start"), until__gt=OuterRef("window_start")))
+from coaching.models import ContextReport, Recommendation
+from streams.detectors.suite import TUNABLE, validate_overrides
 
 
 def _when(request, name: str) -> datetime | None:
-    return params_mod.instant(request.query_params.get(name), name)
+    return query.instant(request.query_params.get(name), name)
 
 
 QUEUE_PARAMS = [
-    OpenApiParameter("status", str, enum=["active", "open", "acknowledged", "snoozed", "escalated",
-                                          "resolved", "all"],
+    OpenApiParameter("status", str, enum=list(states.STATUS_FILTERS),
                      description="active (default): open, acknowledged, escalated, or snoozed until a past time"),
-    OpenApiParameter("severity", str, enum=["red", "yellow", "info"]),
+    OpenApiParameter("severity", str, enum=list(reversed(states.SEVERITIES))),
     OpenApiParameter("detector", str),
     OpenApiParameter("patient", int),
     OpenApiParameter("team", int, description="only patients of this team"),
-    OpenApiParameter("assigned", str, enum=["me", "anyone", "nobody"]),
+    OpenApiParameter("assigned", str, enum=list(queries.ASSIGNED)),
     OpenApiParameter("since", OpenApiTypes.DATETIME, description="opened at or after"),
     OpenApiParameter("updated_since", OpenApiTypes.DATETIME,
                      description="changed at or after (for polling clients)"),
@@ -99,24 +74,12 @@ class AlertQueueView(generics.ListAPIView):
         page = self.paginate_queryset(self.get_queryset())
         audit_many(request, [a.patient_id for a in page], "read_alert_queue")
         contexts = coaching_context.contexts_for(page)
-        names = assignee_names(a.assigned_to_id for a in page)
+        names = queries.assignee_names(a.assigned_to_id for a in page)
         return self.get_paginated_response([alert_row(a, contexts, names) for a in page])
 
 
 def _iso(value) -> str | None:
     return None if value is None else value.isoformat().replace("+00:00", "Z")
-
-
-def assignee_names(user_ids) -> dict[int, str]:
-    """Display names of the users alerts are assigned to (clinician name, else username)."""
-    from django.contrib.auth import get_user_model
-
-    ids = {i for i in user_ids if i is not None}
-    if not ids:
-        return {}
-    names = dict(get_user_model().objects.filter(pk__in=ids).values_list("pk", "username"))
-    names.update(Clinician.objects.filter(user_id__in=ids).values_list("user_id", "display_name"))
-    return names
 
 
 def alert_row(a: Alert, contexts: dict, names: dict[int, str]) -> dict:
@@ -135,55 +98,31 @@ def alert_row(a: Alert, contexts: dict, names: dict[int, str]) -> dict:
     }
 
 
-def queue_queryset(user, query):
+def queue_filter(params) -> queries.QueueFilter:
+    """The queue's query parameters, parsed and bounded (400 naming the parameter)."""
+    return queries.QueueFilter(
+        status=params.get("status", states.ACTIVE),
+        severity=params.get("severity") or None,
+        detector=params.get("detector") or None,
+        patient=query.integer(params.get("patient"), "patient", 0, 0, 2**62) or None,
+        team=query.integer(params.get("team"), "team", 0, 0, 2**62) or None,
+        assigned=params.get("assigned", "anyone"),
+        since=query.instant(params.get("since"), "since"),
+        updated_since=query.instant(params.get("updated_since"), "updated_since"),
+        include_quieted=query.boolean(params.get("include_quieted"), "include_quieted"),
+    )
+
+
+def queue_queryset(user, params):
     """The queue for a clinician (shared by the API and the dashboard)."""
-    qs = readable_alerts(user).select_related("patient")
-    qs = filter_status(qs, query.get("status", "active"))
-    if severity := query.get("severity"):
-        if severity not in ("red", "yellow", "info"):
-            raise exceptions.ValidationError({"severity": "must be red, yellow or info"})
-        qs = qs.filter(severity=severity)
-    if detector := query.get("detector"):
-        qs = qs.filter(detector=detector[:48])
-    for name in ("patient", "team"):
-        value = params_mod.integer(query.get(name), name, 0, 0, 2**62)
-        if value:
-            qs = qs.filter(patient_id=value) if name == "patient" else qs.filter(
-                patient__assignment__team_id=value)
-    assigned = query.get("assigned", "anyone")
-    if assigned == "me":
-        qs = qs.filter(assigned_to=user)
-    elif assigned == "nobody":
-        qs = qs.filter(assigned_to__isnull=True)
-    elif assigned != "anyone":
-        raise exceptions.ValidationError({"assigned": "must be me, anyone or nobody"})
-    for name, field in (("since", "opened_at__gte"), ("updated_since", "updated_at__gte")):
-        value = params_mod.instant(query.get(name), name)
-        if value is not None:
-            qs = qs.filter(**{field: value})
-    qs = qs.annotate(is_quieted=quieted_q())
-    include_quieted = params_mod.boolean(query.get("include_quieted"), "include_quieted")
-    if not include_quieted:
-        qs = qs.filter(Q(is_quieted=False) | Q(severity="red"))
-    return qs.annotate(rank=SEVERITY_RANK).order_by("rank", "-opened_at", "-id")
-
-
-def alert_or_404(request, alert_id: int, *, lock: bool = False) -> Alert:
-    require_clinician(request)
-    qs = readable_alerts(request.user)
-    if lock:
-        qs = qs.select_for_update(of=("self",))
-    alert = qs.filter(pk=alert_id).first()
-    if alert is None:
-        raise exceptions.NotFound("no such alert, or no access to it")
-    return alert
+    return queries.queue(user, queue_filter(params))
 
 
 def _detail(request, alert: Alert) -> dict:
     alert = (Alert.objects.select_related("patient", "assigned_to__clinician")
              .prefetch_related("actions__actor__clinician", "actions__escalated_to_clinician",
                                "actions__escalated_to_team", "notes__author__clinician")
-             .annotate(is_quieted=quieted_q()).get(pk=alert.pk))
+             .annotate(is_quieted=queries.quieted_q()).get(pk=alert.pk))
     ctx = {"request": request, "contexts": coaching_context.contexts_for([alert])}
     return AlertDetailSerializer(alert, context=ctx).data
 
@@ -198,43 +137,12 @@ class AlertDetailView(APIView):
         return Response(_detail(request, alert))
 
 
-class Conflict(exceptions.APIException):
-    status_code = status.HTTP_409_CONFLICT
-    default_detail = "conflict"
-
-
-def act(request, alert: Alert, action: str, to_status: str, **fields) -> AlertAction:
-    """Apply an action to a locked alert and record it. Resolved alerts take no actions."""
-    if alert.status == Alert.RESOLVED:
-        raise Conflict("this alert is already resolved")
-    record = AlertAction.objects.create(alert=alert, actor=request.user, action=action,
-                                        from_status=alert.status, to_status=to_status, **fields)
-    alert.status = to_status
-    alert.updated_at = timezone.now()
-    update = ["status", "updated_at"]
-    if action == AlertAction.SNOOZE:
-        alert.snoozed_until = fields["snoozed_until"]
-        update.append("snoozed_until")
-    elif alert.snoozed_until is not None:
-        alert.snoozed_until = None
-        update.append("snoozed_until")
-    if action == AlertAction.RESOLVE:
-        alert.resolution_reason = fields["reason"]
-        update.append("resolution_reason")
-    if action == AlertAction.ACKNOWLEDGE and alert.assigned_to_id is None:
-        alert.assigned_to = request.user
-        update.append("assigned_to")
-    if action == AlertAction.ESCALATE:
-        target = fields.get("escalated_to_clinician")
-        alert.assigned_to = target.user if target is not None else None
-        update.append("assigned_to")
-    alert.save(update_fields=update)
-    return record
-
-
 class _ActionView(APIView):
+    """Parse the body, call the workflow, answer the alert; the workflow's errors become
+    400, 403 or 409 in ``api.errors``."""
+
     action_name = ""
-    request_serializer = ReasonSerializer
+    request_serializer: type = ReasonSerializer
 
     def perform(self, request, alert: Alert, data: dict) -> None:
         raise NotImplementedError
@@ -242,9 +150,8 @@ class _ActionView(APIView):
     def post(self, request, alert_id: int):
         body = self.request_serializer(data=request.data)
         body.is_valid(raise_exception=True)
-        with transaction.atomic():
-            alert = alert_or_404(request, alert_id, lock=True)
-            self.perform(request, alert, body.validated_data)
+        alert = alert_or_404(request, alert_id)
+        self.perform(request, alert, body.validated_data)
         audit(request, alert.patient_id, f"alert_{self.action_name}", alert=alert.pk)
         return Response(_detail(request, alert))
 
@@ -262,7 +169,7 @@ class AcknowledgeView(_ActionView):
         return super().post(request, alert_id)
 
     def perform(self, request, alert, data):
-        act(request, alert, AlertAction.ACKNOWLEDGE, Alert.ACKNOWLEDGED, reason=data["reason"])
+        workflow.acknowledge(alert, request.user, data["reason"])
 
 
 class SnoozeView(_ActionView):
@@ -270,13 +177,13 @@ class SnoozeView(_ActionView):
     request_serializer = SnoozeSerializer
 
     @_action_schema("snooze", SnoozeSerializer,
-                    "Snooze until a time (at most 30 days); it comes back to the queue then.")
+                    f"Snooze until a time (at most {workflow.MAX_SNOOZE.days} days); it comes "
+                    "back to the queue then.")
     def post(self, request, alert_id: int):
         return super().post(request, alert_id)
 
     def perform(self, request, alert, data):
-        act(request, alert, AlertAction.SNOOZE, Alert.SNOOZED, snoozed_until=data["until"],
-            reason=data["reason"])
+        workflow.snooze(alert, request.user, data["until"], data["reason"])
 
 
 class EscalateView(_ActionView):
@@ -289,17 +196,8 @@ class EscalateView(_ActionView):
         return super().post(request, alert_id)
 
     def perform(self, request, alert, data):
-        clinician = team = None
-        if data["clinician"] is not None:
-            clinician = Clinician.objects.select_related("user").filter(pk=data["clinician"]).first()
-            if clinician is None or not readable_patients(clinician.user).filter(pk=alert.patient_id).exists():
-                raise exceptions.ValidationError({"clinician": "no such clinician with access to this patient"})
-        else:
-            team = CareTeam.objects.filter(pk=data["team"]).first()
-            if team is None or not team_can_read(team.pk, alert.patient_id):
-                raise exceptions.ValidationError({"team": "no such care team with access to this patient"})
-        act(request, alert, AlertAction.ESCALATE, Alert.ESCALATED, escalated_to_clinician=clinician,
-            escalated_to_team=team, reason=data["reason"])
+        workflow.escalate(alert, request.user, clinician_id=data["clinician"], team_id=data["team"],
+                          reason=data["reason"])
 
 
 class ResolveView(_ActionView):
@@ -311,7 +209,7 @@ class ResolveView(_ActionView):
         return super().post(request, alert_id)
 
     def perform(self, request, alert, data):
-        act(request, alert, AlertAction.RESOLVE, Alert.RESOLVED, reason=data["reason"])
+        workflow.resolve(alert, request.user, data["reason"])
 
 
 class NoteView(APIView):
@@ -321,8 +219,7 @@ class NoteView(APIView):
         body = AlertNoteSerializer(data=request.data)
         body.is_valid(raise_exception=True)
         alert = alert_or_404(request, alert_id)
-        note = AlertNote.objects.create(alert=alert, author=request.user, text=body.validated_data["text"])
-        Alert.objects.filter(pk=alert.pk).update(updated_at=timezone.now())
+        note = workflow.add_note(alert, request.user, body.validated_data["text"])
         return Response(AlertNoteSerializer(note).data, status=status.HTTP_201_CREATED)
 
 
@@ -333,12 +230,8 @@ class EscalationTargetsView(APIView):
     def get(self, request, alert_id: int):
         alert = alert_or_404(request, alert_id)
         audit(request, alert.patient_id, "read_escalation_targets", alert=alert.pk)
-        teams = CareTeam.objects.filter(
-            assignment__patient_id=alert.patient_id, consents__patient_id=alert.patient_id,
-            consents__revoked_at__isnull=True).distinct().order_by("name")
-        me = clinician_of(request.user)
-        clinicians = (Clinician.objects.filter(teams__in=teams).exclude(pk=me.pk)
-                      .distinct().order_by("display_name"))
+        teams = teams_with_access(alert.patient_id)
+        clinicians = clinicians_with_access(alert.patient_id).exclude(pk=clinician_of(request.user).pk)
         return Response({
             "clinicians": [{"id": c.pk, "name": c.display_name} for c in clinicians],
             "teams": [{"id": t.pk, "name": t.name} for t in teams],
@@ -359,7 +252,7 @@ class TimelineView(APIView):
         require_clinician(request)
         patient = patient_or_404(request, patient_id, clinician_only=True)
         since, until = _when(request, "since"), _when(request, "until")
-        limit = params_mod.integer(request.query_params.get("limit"), "limit", 100, 1, 500)
+        limit = query.integer(request.query_params.get("limit"), "limit", 100, 1, 500)
         audit(request, patient.pk, "read_timeline")
         return Response({"patient": patient.pk, "events": timeline(patient.pk, since, until, limit)})
 
@@ -411,12 +304,10 @@ def timeline(patient_id: int, since=None, until=None, limit: int = 100) -> list[
 # -------------------------------------------------------------- thresholds
 
 def check_overrides(detector: str, params: dict) -> dict:
-    """The streams detectors' own check of a clinician's override (known detector, tunable
+    """The detectors' own check of a clinician's override (known detector, tunable
     parameter, numeric value), so the API refuses what the detectors would reject."""
-    try:
-        from streams.detectors.suite import validate_overrides
-    except ImportError:  # the detectors are not installed in this process
-        return params
+    if not DETECTOR_RE.match(detector):
+        raise exceptions.ValidationError({"detector": "is not a detector name"})
     try:
         return validate_overrides(detector, params)
     except ValueError as exc:
@@ -424,10 +315,6 @@ def check_overrides(detector: str, params: dict) -> dict:
 
 
 def tunable_parameters() -> dict[str, tuple[str, ...]]:
-    try:
-        from streams.detectors.suite import TUNABLE
-    except ImportError:
-        return {}
     return dict(TUNABLE)
 
 
@@ -448,15 +335,10 @@ class ThresholdDetailView(APIView):
     def put(self, request, patient_id: int, detector: str):
         require_clinician(request)
         patient = patient_or_404(request, patient_id, clinician_only=True)
-        if not DETECTOR_RE.match(detector):
-            raise exceptions.ValidationError({"detector": "is not a detector name"})
         body = ThresholdWriteSerializer(data=request.data)
         body.is_valid(raise_exception=True)
-        params = check_overrides(detector, body.validated_data["params"])
-        row, _ = DetectorThreshold.objects.update_or_create(
-            patient=patient, detector=detector,
-            defaults={"params": params, "updated_by": request.user,
-                      "updated_at": timezone.now()})
+        overrides = check_overrides(detector, body.validated_data["params"])
+        row = workflow.set_thresholds(patient, detector, overrides, request.user)
         return Response(ThresholdSerializer(row).data)
 
     @extend_schema(request=None, responses={204: None, **ERR},
@@ -464,5 +346,5 @@ class ThresholdDetailView(APIView):
     def delete(self, request, patient_id: int, detector: str):
         require_clinician(request)
         patient = patient_or_404(request, patient_id, clinician_only=True)
-        DetectorThreshold.objects.filter(patient=patient, detector=detector[:48]).delete()
+        workflow.clear_thresholds(patient, detector, request.user)
         return Response(status=status.HTTP_204_NO_CONTENT)

@@ -1,14 +1,17 @@
 """The patient chart: everything the patient page draws, in one read.
 
 Columnar arrays (epoch seconds and values) are what the chart library wants and are
-cheap to encode. Reads only rollups: ``samples_1h`` for heart rate (which also gives the
-daily resting heart rate and its 28-day baseline), ``samples_1d`` for steps,
-``sleep_nightly`` for sleep, plus alerts and the latest forecast of resting heart rate.
+cheap to encode. Reads only rollups: ``samples_1h`` for hourly heart rate, the daily
+features of ``forecasting.rollups.daily_from_db`` for the resting heart rate (the same
+numbers as /daily, the advice and the forecasters' history) and its 28-day baseline,
+``samples_1d`` for steps, ``sleep_nightly`` for sleep, plus alerts and the latest
+forecast of resting heart rate.
 """
 
 from __future__ import annotations
 
 import math
+import zoneinfo
 from datetime import UTC, datetime, timedelta
 
 import numpy as np
@@ -16,15 +19,11 @@ import orjson
 from django.core.cache import cache
 from django.db import connection
 
-from coaching.engine import forecast_model
-from coaching.features import (
-    BASELINE_DAYS,
-    DAY_S,
-    STEPS,
-    hourly_heart_rate,
-    resting_by_day,
-    rolling_baseline,
-)
+from alerts.models import Alert
+from care.models import Patient
+from coaching.features import BASELINE_DAYS, DAY_S, HR, STEPS, rolling_baseline
+from forecasting.models import Forecast
+from forecasting.rollups import daily_from_db
 
 MAX_DAYS = 90
 CACHE_S = 60  # data arrives in device batches, minutes apart: a chart may be this old
@@ -52,23 +51,42 @@ def _clean(values) -> list:
             for v in values]
 
 
+def hourly_heart_rate(patient_id: int, start: datetime, end: datetime) -> np.ndarray:
+    """Rows (epoch seconds, mean, min, max, n) of the hourly heart-rate rollup."""
+    with connection.cursor() as cur:
+        cur.execute(
+            """SELECT extract(epoch FROM bucket)::bigint, total / n, vmin, vmax, n FROM samples_1h
+               WHERE patient_id = %s AND metric = %s AND bucket >= %s AND bucket < %s AND n > 0
+               ORDER BY bucket""",
+            [patient_id, HR, start, end],
+        )
+        rows = cur.fetchall()
+    if not rows:
+        return np.empty((0, 5))
+    return np.asarray(rows, dtype=np.float64)
+
+
 def chart(patient_id: int, days: int, now: datetime | None = None) -> dict:
     now = now or datetime.now(UTC)
     end = now.replace(minute=0, second=0, microsecond=0) + timedelta(hours=1)
     start = end - timedelta(days=days)
-    last_day = (int(end.timestamp()) - 1) // DAY_S
-    first_day = last_day - days + 1  # daily series: the last `days` UTC days, today included
-    history_day = first_day - BASELINE_DAYS
-    hourly = hourly_heart_rate(patient_id, datetime.fromtimestamp(history_day * DAY_S, UTC), end)
-    in_range = hourly[:, 0] >= start.timestamp() if len(hourly) else np.zeros(0, dtype=bool)
-    hr = hourly[in_range]
+    hr = hourly_heart_rate(patient_id, start, end)
 
-    day_numbers = np.arange(history_day, last_day + 1)
-    resting_map = resting_by_day(hourly[:, 0], hourly[:, 1], hourly[:, 4]) if len(hourly) else {}
-    resting = np.array([resting_map.get(int(d), np.nan) for d in day_numbers])
-    shown = day_numbers >= first_day
-    med, mad = rolling_baseline(resting, int(np.argmax(shown)) if shown.any() else len(resting))
+    # Daily series: the last `days` local days, today included, after BASELINE_DAYS more
+    # for the rolling baseline.
+    tz = Patient.objects.filter(pk=patient_id).values_list("timezone", flat=True).first() or "UTC"
+    today = now.astimezone(zoneinfo.ZoneInfo(tz)).date()
+    first = today - timedelta(days=days - 1)
+    daily = daily_from_db({patient_id: tz}, first - timedelta(days=BASELINE_DAYS), today)[patient_id]
+    resting = daily["resting_hr"].to_numpy(dtype=np.float64)
+    med, mad = rolling_baseline(resting, BASELINE_DAYS)
+    shown_days = daily.index[BASELINE_DAYS:]
 
+    alert_sql = f"""SELECT id, detector, severity, status, extract(epoch FROM window_start)::bigint,
+                      extract(epoch FROM window_end)::bigint
+               FROM {Alert._meta.db_table}
+               WHERE patient_id = %s AND window_end >= %s AND window_start < %s
+               ORDER BY window_start DESC LIMIT %s"""
     with connection.cursor() as cur:
         cur.execute(
             """SELECT extract(epoch FROM bucket)::bigint, total FROM samples_1d
@@ -88,16 +106,11 @@ def chart(patient_id: int, days: int, now: datetime | None = None) -> dict:
             [patient_id, start - timedelta(days=1), end],
         )
         sleep = cur.fetchall()
-        cur.execute(
-            """SELECT id, detector, severity, status, extract(epoch FROM window_start)::bigint,
-                      extract(epoch FROM window_end)::bigint
-               FROM streams_alert WHERE patient_id = %s AND window_end >= %s AND window_start < %s
-               ORDER BY window_start DESC LIMIT %s""",
-            [patient_id, start, end, ALERT_LIMIT],
-        )
+        cur.execute(alert_sql, [patient_id, start, end, ALERT_LIMIT])
         alerts = cur.fetchall()
 
-    day_t = (day_numbers[shown] * DAY_S + DAY_S // 2).tolist()  # noon: bars sit mid-day
+    # noon UTC of each day: bars sit mid-day
+    day_t = [int(d.timestamp()) + DAY_S // 2 for d in shown_days.tz_localize(UTC)]
     return {
         "patient": patient_id,
         "start": start.isoformat(),
@@ -110,9 +123,9 @@ def chart(patient_id: int, days: int, now: datetime | None = None) -> dict:
         },
         "resting_hr": {
             "unit": "beats/min",
-            "definition": "lowest hourly mean of the day (hours with at least 30 minutes of data)",
+            "definition": "mean heart rate over the still hours of the night (01:00-05:59 local)",
             "t": day_t,
-            "value": _clean(resting[shown]),
+            "value": _clean(resting[BASELINE_DAYS:]),
             "baseline": _clean(med),
             "baseline_low": _clean(med - 2 * np.maximum(mad, 1.0)),
             "baseline_high": _clean(med + 2 * np.maximum(mad, 1.0)),
@@ -131,12 +144,9 @@ def chart(patient_id: int, days: int, now: datetime | None = None) -> dict:
 
 
 def _forecast(patient_id: int, now: datetime) -> dict | None:
-    model = forecast_model()
-    if model is None:
-        return None
     today = now.date()
     rows = list(
-        model.objects.filter(patient_id=patient_id, metric="resting_hr", target_date__gt=today,
+        Forecast.objects.filter(patient_id=patient_id, metric="resting_hr", target_date__gt=today,
                              target_date__lte=today + timedelta(days=FORECAST_DAYS))
         .order_by("target_date", "-issued_on", "-created_at")
         .values_list("target_date", "p10", "p50", "p90", "mean", "model_version__kind",

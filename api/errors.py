@@ -1,14 +1,52 @@
-"""One error format for the whole API: ``{"errors": [{"field": ..., "reason": ...}]}``."""
+"""One error format for the whole API: ``{"errors": [{"field": ..., "reason": ...}]}``.
+
+Also its one OpenAPI schema (``ApiErrorsSerializer``, ``errors(...)``), and the
+translation of the alert workflow's errors into HTTP answers.
+"""
 
 from __future__ import annotations
 
-from rest_framework import exceptions, status
+from rest_framework import exceptions, serializers, status
 from rest_framework.response import Response
 from rest_framework.views import exception_handler as drf_exception_handler
+
+from alerts import workflow
+
+
+class ApiErrorItemSerializer(serializers.Serializer):
+    field = serializers.CharField()
+    reason = serializers.CharField()
+
+
+class ApiErrorsSerializer(serializers.Serializer):
+    errors = ApiErrorItemSerializer(many=True)
+
+
+def errors(*codes: int) -> dict[int, type[ApiErrorsSerializer]]:
+    """OpenAPI responses for these error codes, all in the one format."""
+    return {code: ApiErrorsSerializer for code in codes}
+
+
+#: The error answers of an authenticated API view.
+ERR = errors(400, 401, 403, 404, 409, 429)
+
+
+class Conflict(exceptions.APIException):
+    status_code = status.HTTP_409_CONFLICT
+    default_detail = "conflict"
 
 
 def error_response(errors: list[dict], code: int, headers: dict | None = None) -> Response:
     return Response({"errors": errors}, status=code, headers=headers)
+
+
+def from_workflow(exc: workflow.WorkflowError) -> exceptions.APIException:
+    """The HTTP meaning of a workflow refusal: 403, 409, else 400 naming the field."""
+    if isinstance(exc, workflow.NotAllowed):
+        return exceptions.PermissionDenied(exc.reason)
+    if isinstance(exc, workflow.AlreadyResolved):
+        return Conflict(exc.reason)
+    return exceptions.ValidationError({exc.field: exc.reason})
 
 
 def _flatten(detail, prefix: str = "") -> list[dict]:
@@ -27,6 +65,8 @@ def _flatten(detail, prefix: str = "") -> list[dict]:
 
 
 def exception_handler(exc, context):
+    if isinstance(exc, workflow.WorkflowError):
+        exc = from_workflow(exc)
     response = drf_exception_handler(exc, context)
     if response is None:
         return None

@@ -20,9 +20,10 @@ from rest_framework.renderers import JSONRenderer
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from api import params
-from api.access import audit
-from api.views import ERR, patient_or_404
+from api import query
+from api.errors import ERR
+from api.lookup import patient_or_404
+from care.access import audit
 from ingest.schema import INTENSITY_BY_LEVEL, METRIC_BY_CODE, METRICS
 
 MAX_COUNT = 1000
@@ -87,12 +88,12 @@ def observation(patient_id: int, metric: str, time: datetime, end: datetime | No
 
 
 def _parse(request, name: str, default: datetime) -> datetime:
-    value = params.instant(request.query_params.get(name), name, default)
+    value = query.instant(request.query_params.get(name), name, default)
     return value if value is not None else default
 
 
 def _int(request, name: str, default: int, low: int, high: int) -> int:
-    return params.integer(request.query_params.get(name), name, default, low, high)
+    return query.integer(request.query_params.get(name), name, default, low, high)
 
 
 class ObservationBundleView(APIView):

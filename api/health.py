@@ -8,7 +8,7 @@ from django.core.cache import cache
 from django.db import connection
 from django.http import JsonResponse
 
-from ingest import kafka
+from lib import kafka
 
 
 def _check(fn) -> dict:

@@ -4,7 +4,7 @@ from drf_spectacular.extensions import OpenApiAuthenticationExtension
 
 
 class DeviceTokenScheme(OpenApiAuthenticationExtension):
-    target_class = "ingest.views.DeviceTokenAuthentication"
+    target_class = "api.samples.DeviceTokenAuthentication"
     name = "deviceToken"
 
     def get_security_definition(self, auto_schema):

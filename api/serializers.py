@@ -8,22 +8,12 @@ from datetime import timedelta
 from django.utils import timezone
 from rest_framework import serializers
 
-from api.models import AlertAction, AlertNote, CareTeam, Consent, Device, Patient
+from alerts.models import Alert, AlertAction, AlertNote, DetectorThreshold
+from care.models import CareTeam, Consent, Device, Patient
 from coaching.models import CONTEXT_TAGS, ContextReport, Recommendation
 from coaching.rules import DISCLAIMER
-from streams.models import Alert, DetectorThreshold
 
 DETECTOR_RE = re.compile(r"^[a-z0-9_.-]{1,48}$")
-MAX_SNOOZE = timedelta(days=30)
-
-
-class ApiErrorItemSerializer(serializers.Serializer):
-    field = serializers.CharField()
-    reason = serializers.CharField()
-
-
-class ApiErrorsSerializer(serializers.Serializer):
-    errors = ApiErrorItemSerializer(many=True)
 
 
 # ------------------------------------------------------------------ auth
@@ -270,16 +260,9 @@ class AlertDetailSerializer(AlertSerializer):
 
 
 class SnoozeSerializer(serializers.Serializer):
-    until = serializers.DateTimeField()
+    until = serializers.DateTimeField(
+        help_text="in the future, at most 30 days ahead (alerts.workflow.snooze checks it)")
     reason = serializers.CharField(max_length=300, required=False, allow_blank=True, default="")
-
-    def validate_until(self, value):
-        now = timezone.now()
-        if value <= now:
-            raise serializers.ValidationError("must be in the future")
-        if value - now > MAX_SNOOZE:
-            raise serializers.ValidationError("an alert can be snoozed for at most 30 days")
-        return value
 
 
 class EscalateSerializer(serializers.Serializer):

@@ -1,10 +1,13 @@
-"""Routes of the patient and clinician API (under /api/v1/)."""
+"""Routes of the whole API (under /api/v1/): devices, patients, clinicians."""
 
 from django.urls import path, re_path
 
-from api import care, fhir, views
+from api import care, fhir, forecasts, samples, views
 
 urlpatterns = [
+    # the device push endpoint and the samples store
+    path("ingest/batches", samples.IngestBatchView.as_view(), name="ingest-batches"),
+    path("patients/<int:patient_id>/samples", samples.PatientSamplesView.as_view(), name="patient-samples"),
     # sign-in and who am I
     path("auth/token", views.TokenView.as_view(), name="auth-token"),
     path("auth/logout", views.LogoutView.as_view(), name="auth-logout"),
@@ -31,6 +34,8 @@ urlpatterns = [
     path("patients/<int:patient_id>/thresholds", care.ThresholdListView.as_view(), name="patient-thresholds"),
     re_path(r"^patients/(?P<patient_id>[0-9]+)/thresholds/(?P<detector>[a-z0-9_.-]{1,48})$",
             care.ThresholdDetailView.as_view(), name="patient-threshold"),
+    path("patients/<int:patient_id>/forecasts", forecasts.PatientForecastsView.as_view(),
+         name="patient-forecasts"),
     path("patients/<int:patient_id>/fhir/Observation", fhir.ObservationBundleView.as_view(),
          name="patient-fhir-observations"),
     # the care team's alert queue

@@ -2,7 +2,8 @@
 advice with feedback, reported context, and the patient's own alerts.
 
 Routes take the patient id (``/patients/{id}/...``) for both patients and clinicians;
-``api.access`` decides who may read it (404 otherwise) and who may change it (403).
+``api.lookup`` (over ``care.access``) decides who may read it (404 otherwise) and who
+may change it (403).
 Every read of a patient's data writes an audit event.
 """
 
@@ -19,7 +20,6 @@ from django.db.models import (
     IntegerField,
     Max,
     OuterRef,
-    Q,
     Subquery,
     Value,
     When,
@@ -35,21 +35,14 @@ from rest_framework.permissions import AllowAny
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from alerts import queries, states
+from alerts.models import Alert
 from api import chart as chart_data
-from api import params
-from api.access import (
-    audit,
-    audit_many,
-    clinician_of,
-    patient_of,
-    readable_patient,
-    readable_patients,
-)
-from api.errors import error_response
-from api.models import CareTeam, Consent, Device, Patient
+from api import query
+from api.errors import ERR, error_response
+from api.lookup import patient_or_404
 from api.serializers import (
     AlertSerializer,
-    ApiErrorsSerializer,
     ConsentCreateSerializer,
     ConsentSerializer,
     ContextReportSerializer,
@@ -67,36 +60,11 @@ from api.serializers import (
     TokenResponseSerializer,
 )
 from api.throttling import LoginGuard, client_address
+from care.access import audit, audit_many, clinician_of, patient_of, readable_patients
+from care.models import CareTeam, Consent, Device
 from coaching import context as coaching_context
 from coaching.features import baseline, load_days
 from coaching.models import ContextReport, Feedback, Recommendation
-from streams.models import Alert
-
-ERR = {400: ApiErrorsSerializer, 401: ApiErrorsSerializer, 403: ApiErrorsSerializer,
-       404: ApiErrorsSerializer, 409: ApiErrorsSerializer, 429: ApiErrorsSerializer}
-ACTIVE_STATUSES = ("open", "acknowledged", "escalated")
-
-
-def active_alert_q(prefix: str = "") -> Q:
-    """Alerts that still want attention: not resolved, and not snoozed into the future."""
-    now = timezone.now()
-    return Q(**{f"{prefix}status__in": ACTIVE_STATUSES}) | Q(
-        **{f"{prefix}status": "snoozed", f"{prefix}snoozed_until__lte": now})
-
-
-def patient_or_404(request, patient_id: int, *, self_only: bool = False,
-                   clinician_only: bool = False) -> Patient:
-    """The patient if this user may read it; 404 if not; 403 if readable but the action
-    belongs to the patient alone (``self_only``) or to the care team (``clinician_only``)."""
-    patient = readable_patient(request.user, patient_id)
-    if patient is None:
-        raise exceptions.NotFound("no such patient, or no access to it")
-    is_self = patient.user_id is not None and patient.user_id == request.user.pk
-    if self_only and not is_self:
-        raise exceptions.PermissionDenied("only the patient may do this")
-    if clinician_only and clinician_of(request.user) is None:
-        raise exceptions.PermissionDenied("only a clinician of the patient's care team may do this")
-    return patient
 
 
 def me_payload(user) -> dict:
@@ -112,11 +80,11 @@ def me_payload(user) -> dict:
 
 
 def _parse_day(value: str | None, name: str, default: date) -> date:
-    return params.day(value, name, default)
+    return query.day(value, name, default)
 
 
 def _int_param(request, name: str, default: int, low: int, high: int) -> int:
-    return params.integer(request.query_params.get(name), name, default, low, high)
+    return query.integer(request.query_params.get(name), name, default, low, high)
 
 
 # ------------------------------------------------------------------ auth
@@ -196,21 +164,21 @@ class PatientListView(generics.ListAPIView):
         return self.get_paginated_response(self.get_serializer(page, many=True).data)
 
 
-def patient_status_queryset(user, params):
+def patient_status_queryset(user, query_params):
     """Readable patients with their latest status (shared by the API and the dashboard)."""
-    active = Alert.objects.filter(active_alert_q(), patient=OuterRef("pk"))
+    active = Alert.objects.active().filter(patient=OuterRef("pk"))
     counts = active.order_by().values("patient").annotate(c=Count("*")).values("c")
     qs = (readable_patients(user)
           .annotate(open_alerts=Coalesce(Subquery(counts), 0),
-                    has_red=Exists(active.filter(severity="red")),
-                    has_yellow=Exists(active.filter(severity="yellow")),
+                    has_red=Exists(active.filter(severity=states.RED)),
+                    has_yellow=Exists(active.filter(severity=states.YELLOW)),
                     last_alert_at=Subquery(Alert.objects.filter(patient=OuterRef("pk"))
                                            .order_by("-opened_at").values("opened_at")[:1]),
                     last_seen_at=Subquery(Device.objects.filter(patient=OuterRef("pk"))
                                           .order_by().values("patient")
                                           .annotate(m=Max("last_seen_at")).values("m")))
           .prefetch_related("care_teams"))
-    wanted = params.get("status")
+    wanted = query_params.get("status")
     if wanted == "red":
         qs = qs.filter(has_red=True)
     elif wanted == "yellow":
@@ -219,7 +187,7 @@ def patient_status_queryset(user, params):
         qs = qs.filter(has_red=False, has_yellow=False)
     elif wanted:
         raise exceptions.ValidationError({"status": "must be red, yellow or ok"})
-    if q := params.get("q"):
+    if q := query_params.get("q"):
         qs = qs.filter(display_name__icontains=q[:60])
     return qs.order_by("-has_red", "-has_yellow", "display_name", "id")
 
@@ -349,8 +317,6 @@ class DailySummaryView(APIView):
             raise exceptions.ValidationError({"start": "must not be after end"})
         if (end - start).days > 366:
             raise exceptions.ValidationError({"start": "at most 366 days at a time"})
-        if start.year < 1990 or end.year > 2100:
-            raise exceptions.ValidationError({"start": "out of range"})
         audit(request, patient.pk, "read_daily", start=start.isoformat(), end=end.isoformat())
         days = load_days(patient.pk, start - timedelta(days=28), end)
         shown = [d for d in days if d.day >= start]
@@ -469,8 +435,7 @@ class PatientAlertListView(generics.ListAPIView):
     serializer_class = AlertSerializer
 
     @extend_schema(parameters=[
-        OpenApiParameter("status", str, enum=["active", "open", "acknowledged", "snoozed",
-                                              "escalated", "resolved", "all"]),
+        OpenApiParameter("status", str, enum=list(states.STATUS_FILTERS)),
     ], responses={200: AlertSerializer(many=True), **ERR})
     def get(self, request, *args, **kwargs):
         return super().get(request, *args, **kwargs)
@@ -479,8 +444,8 @@ class PatientAlertListView(generics.ListAPIView):
         patient = patient_or_404(self.request, self.kwargs["patient_id"])
         audit(self.request, patient.pk, "read_alerts")
         qs = Alert.objects.filter(patient=patient).select_related("patient", "assigned_to__clinician")
-        wanted = self.request.query_params.get("status", "all")
-        return filter_status(qs, wanted).order_by("-opened_at", "-id")
+        wanted = self.request.query_params.get("status", states.ALL)
+        return queries.by_status(qs, wanted).order_by("-opened_at", "-id")
 
     def get_serializer_context(self):
         return {**super().get_serializer_context(), "contexts": {}}
@@ -490,13 +455,3 @@ class PatientAlertListView(generics.ListAPIView):
         ctx = {**self.get_serializer_context(), "contexts": coaching_context.contexts_for(page)}
         return self.get_paginated_response(self.serializer_class(page, many=True, context=ctx).data)
 
-
-def filter_status(qs, wanted: str):
-    if wanted == "active":
-        return qs.filter(active_alert_q())
-    if wanted in ("open", "acknowledged", "snoozed", "escalated", "resolved"):
-        return qs.filter(status=wanted)
-    if wanted == "all":
-        return qs
-    raise exceptions.ValidationError(
-        {"status": "must be active, all, open, acknowledged, snoozed, escalated or resolved"})

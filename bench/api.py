@@ -96,9 +96,10 @@ def load(db_url: str, patients: int, days: int) -> dict:
     from django.utils import timezone
     from rest_framework.authtoken.models import Token
 
-    from api.models import Assignment, CareTeam, Clinician, Consent, Patient, TeamMembership
+    from alerts.models import Alert
+    from care.models import Assignment, CareTeam, Clinician, Consent, Patient, TeamMembership
     from ingest import storage
-    from streams.models import Alert
+    from lib import db
 
     call_command("migrate", verbosity=0, interactive=False)
     with connection.cursor() as cur:
@@ -127,7 +128,7 @@ def load(db_url: str, patients: int, days: int) -> dict:
     keeper = storage.PartitionKeeper()
     rng = np.random.default_rng(7)
     started = time.perf_counter()
-    raw = storage.connect(autocommit=True)  # the COPY path: its own connection, as the sink has
+    raw = db.connect(autocommit=True)  # the COPY path: its own connection, as the sink has
     for k in range(patients):
         user = User.objects.create(username=f"bench-patient-{k}")
         p = Patient.objects.create(user=user, display_name=f"Bench patient {k}")
@@ -234,6 +235,7 @@ def summarise(run: dict) -> dict:
 
 def db_only(db_url: str, meta: dict, seconds: float, threads: int) -> dict:
     """The chart's queries (the ones api/chart.py runs), straight over psycopg."""
+    from alerts.models import Alert
     from coaching.features import HR, STEPS
 
     now = datetime.now(UTC)
@@ -252,8 +254,8 @@ def db_only(db_url: str, meta: dict, seconds: float, threads: int) -> dict:
                    sum(minutes) FILTER (WHERE stage = 'awake')
             FROM sleep_nightly WHERE patient_id = %s AND bucket >= %s AND bucket < %s GROUP BY 1 ORDER BY 1""",
          lambda p: (p, start, end)),
-        ("""SELECT id, detector, severity, status, extract(epoch FROM window_start)::bigint,
-                   extract(epoch FROM window_end)::bigint FROM streams_alert
+        (f"""SELECT id, detector, severity, status, extract(epoch FROM window_start)::bigint,
+                   extract(epoch FROM window_end)::bigint FROM {Alert._meta.db_table}
             WHERE patient_id = %s AND window_end >= %s AND window_start < %s
             ORDER BY window_start DESC LIMIT 200""", lambda p: (p, start, end)),
     ]

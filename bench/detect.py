@@ -92,7 +92,7 @@ def committed(group: str, topic: str) -> int:
     """
     from kafka import KafkaConsumer, TopicPartition
 
-    from ingest import kafka
+    from lib import kafka
 
     c = KafkaConsumer(bootstrap_servers=kafka.bootstrap(), group_id=group, enable_auto_commit=False)
     try:
@@ -128,7 +128,8 @@ def latency(env: dict, patients: list[int], t_after_ms: int) -> list[float]:
     """Send one completing upload per patient; time from broker ack to a readable alert row."""
     import psycopg
 
-    from ingest import kafka
+    from alerts.models import Alert
+    from lib import kafka
     from streams.replay import upload_message
 
     seen: dict[int, float] = {}
@@ -138,7 +139,7 @@ def latency(env: dict, patients: list[int], t_after_ms: int) -> list[float]:
         with psycopg.connect(env["DATABASE_URL"], autocommit=True) as conn:
             while not done.is_set():
                 rows = conn.execute(
-                    "SELECT patient_id FROM streams_alert WHERE detector = 'hr_high_at_rest' "
+                    f"SELECT patient_id FROM {Alert._meta.db_table} WHERE detector = 'hr_high_at_rest' "
                     "AND window_start >= to_timestamp(%s / 1000.0)", (t_after_ms,)).fetchall()
                 now = time.perf_counter()
                 for (p,) in rows:
@@ -192,7 +193,7 @@ def main(argv: list[str] | None = None) -> dict:
         _setup_django(env)
         from django.conf import settings
 
-        from ingest import kafka
+        from lib import kafka
 
         items, cohort = make_uploads(args.patients, args.days, args.seed, args.window_min)
         n_samples = sum(k for _, _, k, _ in items)
@@ -201,8 +202,10 @@ def main(argv: list[str] | None = None) -> dict:
 
         import psycopg
 
+        from care.models import Patient
+
         with psycopg.connect(env["DATABASE_URL"], autocommit=True) as conn:
-            conn.execute("INSERT INTO api_patient (id, display_name, timezone, active, created_at) "
+            conn.execute(f"INSERT INTO {Patient._meta.db_table} (id, display_name, timezone, active, created_at) "
                          "SELECT g, 'bench ' || g, 'UTC', true, now() FROM generate_series(1, %s) g",
                          (args.patients,))
         kafka.ensure_topics()

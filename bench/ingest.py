@@ -89,6 +89,7 @@ def copy_ceiling(env: dict, patients: list[int], days: int, seed: int, limit_row
     django.setup()
     from ingest import storage
     from ingest.schema import Batch, validate_upload
+    from lib import db
 
     batches: list[Batch] = []
     rows = 0
@@ -103,7 +104,7 @@ def copy_ceiling(env: dict, patients: list[int], days: int, seed: int, limit_row
         if rows >= limit_rows:
             break
     flush = 200
-    with storage.connect(autocommit=False) as conn:
+    with db.connect(autocommit=False) as conn:
         lo = min(s["time"] for b in batches for s in b.samples)
         hi = max(s["time"] for b in batches for s in b.samples)
         storage.PartitionKeeper().ensure(conn, lo, hi)
@@ -135,7 +136,7 @@ def main(argv: list[str] | None = None) -> dict:
         import django
 
         django.setup()
-        from api.models import Device, Patient
+        from care.models import Device, Patient
 
         tokens = []
         for i in range(1, args.patients + 1):

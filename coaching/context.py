@@ -1,10 +1,9 @@
 """What patients report about their lives, as the rest of the system reads it.
 
-* ``quieted_detectors(patient_id, at)``: detectors the patient asked to quiet at that
-  moment (the streams detectors and the care-team queue may ask).
 * ``contexts_for(alerts)``: the context reports overlapping each alert's window, to
   annotate alerts in the queue and the alert page (tags and dates; never free text).
-* ``report(...)``: record a context report, and quiet detectors for a stated time.
+* ``report(...)``: record a context report, and quiet detectors for a stated time
+  (``alerts.models.DetectorQuiet``; ``alerts.queries.quieted_detectors`` reads them).
 """
 
 from __future__ import annotations
@@ -15,18 +14,11 @@ from datetime import datetime, timedelta
 from django.db import transaction
 from django.utils import timezone
 
-from coaching.models import ContextReport, DetectorQuiet
+from alerts.models import DetectorQuiet
+from coaching.models import ContextReport
 
 MAX_QUIET = timedelta(days=7)
 MAX_CONTEXT_SPAN = timedelta(days=31)
-
-
-def quieted_detectors(patient_id: int, at: datetime | None = None) -> set[str]:
-    at = at or timezone.now()
-    return set(
-        DetectorQuiet.objects.filter(patient_id=patient_id, starts_at__lte=at, until__gt=at)
-        .values_list("detector", flat=True)
-    )
 
 
 def contexts_for(alerts) -> dict[int, list[dict]]:
@@ -66,9 +58,9 @@ def report(patient_id: int, tags: list[str], starts_at: datetime, ends_at: datet
         if quiet and quiet_hours:
             start = timezone.now()
             until = start + min(timedelta(hours=quiet_hours), MAX_QUIET)
-            DetectorQuiet.objects.bulk_create(
-                DetectorQuiet(patient_id=patient_id, detector=d, starts_at=start, until=until,
-                              context=ctx)
+            quiets = DetectorQuiet.objects.bulk_create(
+                DetectorQuiet(patient_id=patient_id, detector=d, starts_at=start, until=until)
                 for d in sorted(set(quiet))
             )
+            ctx.quiets.add(*quiets)
     return ctx

@@ -12,29 +12,19 @@ from datetime import date, timedelta
 from django.db import transaction
 from django.utils import timezone
 
+from alerts.models import Alert
 from coaching import rules
 from coaching.features import BASELINE_DAYS, load_days
 from coaching.models import ContextReport, Feedback, Recommendation
+from forecasting.models import Forecast
 
 log = logging.getLogger(__name__)
 
 HISTORY_DAYS = BASELINE_DAYS + 7
 
 
-def forecast_model():
-    """forecasting.models.Forecast when that app has it, else None (it lands separately)."""
-    try:
-        from forecasting.models import Forecast
-    except ImportError:
-        return None
-    return Forecast
-
-
 def load_forecasts(patient_id: int, today: date, metric: str | None = None) -> list[rules.ForecastPoint]:
-    model = forecast_model()
-    if model is None:
-        return []
-    qs = model.objects.filter(patient_id=patient_id, target_date__gt=today,
+    qs = Forecast.objects.filter(patient_id=patient_id, target_date__gt=today,
                               target_date__lte=today + timedelta(days=14))
     if metric:
         qs = qs.filter(metric=metric)
@@ -50,14 +40,10 @@ def load_forecasts(patient_id: int, today: date, metric: str | None = None) -> l
 
 
 def gather(patient_id: int, today: date) -> rules.CoachingInput:
-    from streams.models import Alert
-
     days = load_days(patient_id, today - timedelta(days=HISTORY_DAYS), today)
     alerts = [
         rules.AlertInfo(a.id, a.detector, a.severity, a.status, a.window_start)
-        for a in Alert.objects.filter(
-            patient_id=patient_id, status__in=["open", "acknowledged", "escalated"],
-        ).order_by("-opened_at")[:20]
+        for a in Alert.objects.active().filter(patient_id=patient_id).order_by("-opened_at")[:20]
     ]
     since = timezone.now() - timedelta(days=14)
     context = [

@@ -6,13 +6,16 @@
   context). Dismissed or unhelpful advice stays away for a while (rules.COOLDOWN_DAYS).
 * ``ContextReport``: something the patient reports about their life (alcohol, travel,
   illness, stress) over a period. It annotates alerts that overlap it, changes the
-  wording of advice, and may quiet detectors for a stated time (``DetectorQuiet``).
+  wording of advice, and may quiet detectors for a stated time (``alerts.models.DetectorQuiet``).
 """
 
 from __future__ import annotations
 
 from django.db import models
 from django.utils import timezone
+
+from alerts.models import Alert, DetectorQuiet
+from care.models import Patient
 
 CATEGORIES = ("sleep", "activity", "recovery", "care_team")
 PRIORITIES = ("high", "medium", "low")
@@ -22,7 +25,7 @@ CONTEXT_TAGS = ("alcohol", "travel", "illness", "stress", "caffeine", "medicatio
 class Recommendation(models.Model):
     ACTIVE, DISMISSED, EXPIRED = "active", "dismissed", "expired"
 
-    patient = models.ForeignKey("api.Patient", on_delete=models.CASCADE, related_name="recommendations")
+    patient = models.ForeignKey(Patient, on_delete=models.CASCADE, related_name="recommendations")
     rule = models.CharField(max_length=48)
     category = models.CharField(max_length=16, choices=[(c, c) for c in CATEGORIES])
     priority = models.CharField(max_length=8, choices=[(p, p) for p in PRIORITIES])
@@ -33,7 +36,7 @@ class Recommendation(models.Model):
     day = models.DateField()
     trigger = models.CharField(max_length=16, default="daily")
     alert = models.ForeignKey(
-        "streams.Alert", null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+        Alert, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
     )
     status = models.CharField(
         max_length=12, default=ACTIVE,
@@ -53,7 +56,7 @@ class Feedback(models.Model):
     recommendation = models.ForeignKey(
         Recommendation, on_delete=models.CASCADE, related_name="feedback"
     )
-    patient = models.ForeignKey("api.Patient", on_delete=models.CASCADE, related_name="+")
+    patient = models.ForeignKey(Patient, on_delete=models.CASCADE, related_name="+")
     helpful = models.BooleanField(null=True, blank=True)
     dismissed = models.BooleanField(default=False)
     context = models.JSONField(default=list, blank=True)
@@ -66,30 +69,17 @@ class Feedback(models.Model):
 
 
 class ContextReport(models.Model):
-    patient = models.ForeignKey("api.Patient", on_delete=models.CASCADE, related_name="context_reports")
+    patient = models.ForeignKey(Patient, on_delete=models.CASCADE, related_name="context_reports")
     tags = models.JSONField(default=list)
     starts_at = models.DateTimeField()
     ends_at = models.DateTimeField()
     note = models.CharField(max_length=500, blank=True)
     source = models.CharField(max_length=16, default="patient")
     created_at = models.DateTimeField(default=timezone.now)
+    quiets = models.ManyToManyField(
+        DetectorQuiet, blank=True, related_name="+",
+        help_text="the detectors this report quieted (alerts.DetectorQuiet)")
 
     class Meta:
         ordering = ["-starts_at"]
         indexes = [models.Index(fields=["patient", "starts_at", "ends_at"])]
-
-
-class DetectorQuiet(models.Model):
-    """While active, the care-team queue hides this detector's non-red alerts for the
-    patient, and the detectors may ask ``coaching.context.quieted_detectors``."""
-
-    patient = models.ForeignKey("api.Patient", on_delete=models.CASCADE, related_name="+")
-    detector = models.CharField(max_length=48)
-    starts_at = models.DateTimeField()
-    until = models.DateTimeField()
-    context = models.ForeignKey(
-        ContextReport, null=True, blank=True, on_delete=models.CASCADE, related_name="quiets"
-    )
-
-    class Meta:
-        indexes = [models.Index(fields=["patient", "detector", "until"])]

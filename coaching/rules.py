@@ -18,6 +18,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 
+from alerts import states
 from coaching.features import Baseline, DayFeatures, baseline
 
 DISCLAIMER = (
@@ -325,16 +326,18 @@ DETECTOR_WORDS = {
 
 
 def open_alert_care_team(inp: CoachingInput) -> Advice | None:
-    active = [a for a in inp.open_alerts if a.severity in ("red", "yellow")
-              and a.status in ("open", "acknowledged", "escalated")]
+    # ``open_alerts`` holds what ``Alert.objects.active()`` returned (engine.gather); a
+    # resolved one can only come from a caller that built the input by hand.
+    active = [a for a in inp.open_alerts if a.severity in (states.RED, states.YELLOW)
+              and a.status != states.RESOLVED]
     if not active:
         return None
-    top = min(active, key=lambda a: (a.severity != "red", -a.window_start.timestamp()))
+    top = min(active, key=lambda a: (a.severity != states.RED, -a.window_start.timestamp()))
     what = DETECTOR_WORDS.get(top.detector, "an unusual pattern")
     when = top.window_start.strftime("%d %b %H:%M UTC")
     return Advice(
         rule="open_alert_care_team", category="care_team",
-        priority="high" if top.severity == "red" else "medium",
+        priority="high" if top.severity == states.RED else "medium",
         title="Your care team is looking at your data",
         message=(f"Your readings from {when} showed {what}, and your care team has been told. "
                  "They may get in touch with you. You do not need to do anything now; if you "

@@ -16,6 +16,9 @@ from celery import shared_task
 from django.core.cache import cache
 from django.utils import timezone
 
+from alerts import states
+from alerts.models import Alert
+from care.models import Patient
 from coaching import engine
 
 SWEEP_LOOKBACK = timedelta(minutes=15)
@@ -24,8 +27,6 @@ CLAIM_TTL_S = 86_400
 
 @shared_task(name="coaching.tasks.daily", ignore_result=True)
 def daily() -> int:
-    from api.models import Patient
-
     ids = list(Patient.objects.filter(active=True).values_list("pk", flat=True))
     for pk in ids:
         recommend_for_patient.delay(pk, "daily")
@@ -45,8 +46,6 @@ def claim_alert(alert_id: int) -> bool:
 
 @shared_task(name="coaching.tasks.on_alert_opened", ignore_result=True)
 def on_alert_opened(alert_id: int) -> int:
-    from streams.models import Alert
-
     alert = Alert.objects.filter(pk=alert_id).only("patient_id").first()
     if alert is None:
         return 0
@@ -55,10 +54,8 @@ def on_alert_opened(alert_id: int) -> int:
 
 @shared_task(name="coaching.tasks.sweep_new_alerts", ignore_result=True)
 def sweep_new_alerts() -> int:
-    from streams.models import Alert
-
     since = timezone.now() - SWEEP_LOOKBACK
-    ids = Alert.objects.filter(opened_at__gte=since, status="open").values_list("pk", flat=True)
+    ids = Alert.objects.filter(opened_at__gte=since, status=states.OPEN).values_list("pk", flat=True)
     done = 0
     for pk in ids:
         if claim_alert(pk):

@@ -1,4 +1,4 @@
-"""Django settings, all read from the environment (see config/env.py).
+"""Django settings, all read from the environment (see lib/env.py).
 
 Defaults match the embedded run mode: services on this machine, no configuration.
 """
@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from config.env import env_bool, env_float, env_int, env_list, env_str, parse_database_url
+from lib.env import env_bool, env_float, env_int, env_list, env_str, parse_database_url
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 VAR_DIR = Path(env_str("HEALTHSTREAM_VAR_DIR", str(BASE_DIR / "var")))
@@ -26,13 +26,20 @@ INSTALLED_APPS = [
     "rest_framework",
     "rest_framework.authtoken",
     "drf_spectacular",
-    "api",
+    # the layers, lowest first (lib is a plain package, not an app)
+    "care",
+    "alerts",
     "ingest",
     "streams",
     "forecasting",
     "coaching",
+    "api",
     "api.dashboard",
 ]
+
+# The API and the detector worker own no tables (care, alerts, ingest, forecasting and
+# coaching do): they have no migrations.
+MIGRATION_MODULES = {"api": None, "streams": None}
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
@@ -122,13 +129,13 @@ SPECTACULAR_SETTINGS = {
     "VERSION": "1.0.0",
     "SERVE_INCLUDE_SCHEMA": False,
     "ENUM_NAME_OVERRIDES": {
-        "AlertStatusEnum": "streams.models.Alert.STATUSES",
+        "AlertStatusEnum": "alerts.states.STATUSES",
         "RecommendationStatusEnum": ["active", "dismissed", "expired"],
         "ContextTagEnum": "coaching.models.CONTEXT_TAGS",
     },
 }
 
-# --- Kafka (see ingest/kafka.py, the one chokepoint to the broker) ---
+# --- Kafka (see lib/kafka.py, the one chokepoint to the broker) ---
 KAFKA_BOOTSTRAP_SERVERS = env_str("KAFKA_BOOTSTRAP_SERVERS", "127.0.0.1:19092")
 KAFKA_PARTITIONS = env_int("KAFKA_PARTITIONS", 6, minimum=1)
 KAFKA_REPLICATION_FACTOR = env_int("KAFKA_REPLICATION_FACTOR", 1, minimum=1)
@@ -151,7 +158,7 @@ SAMPLES_RETENTION_DAYS = env_int("SAMPLES_RETENTION_DAYS", 730, minimum=1)
 STORAGE_DIALECT = env_str("STORAGE_DIALECT", "auto")
 DATA_UPLOAD_MAX_MEMORY_SIZE = INGEST_MAX_BODY_BYTES
 
-# --- Detectors (streams/): the Faust worker and the alert sink ---
+# --- Detectors (streams/) and the alert sink (alerts/) ---
 DETECTOR_APP_ID = env_str("DETECTOR_APP_ID", "healthstream-detectors")
 # "rocksdb://" (RocksDB through rocksdict) in production; "memory://" for tests.
 DETECTOR_STORE = env_str("DETECTOR_STORE", "rocksdb://")

@@ -7,8 +7,6 @@ urlpatterns = [
     path("healthz", healthz, name="healthz"),
     path("api/schema/", SpectacularAPIView.as_view(), name="schema"),
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="docs"),
-    path("api/v1/", include("ingest.urls")),
     path("api/v1/", include("api.urls")),
-    path("api/v1/", include("forecasting.urls")),
     path("dashboard/", include("api.dashboard.urls")),
 ]

@@ -5,8 +5,10 @@ daily features, so the live path and the backtests on files compute identical nu
 
 * ``hourly_from_frame``: a recording as read by ``ingest.readers.load_frames`` or made
   by ``ingest.simulator`` (columns metric, time, end, value, label);
-* ``hourly_from_db``: the rollups of the samples store (``samples_1h``, minute step sums,
-  ``sleep_nightly``) plus the sparse raw ``activity`` intervals.
+* ``forecasting.rollups.hourly_from_db``: the rollups of the samples store
+  (``samples_1h``, minute step sums, ``sleep_nightly``) plus the sparse raw ``activity``
+  intervals; ``forecasting.rollups.daily_from_db`` is the one read of a patient's daily
+  features that coaching, the chart, /daily and the forecasters all use.
 
 ``Hourly.hours`` has one row per (patient, UTC hour) with data::
 
@@ -22,16 +24,29 @@ the noon-to-noon UTC window that starts on ``night`` (the rollups' definition).
 ``daily_features`` returns, per patient, a DataFrame on a complete calendar of local
 dates. A day without enough data is NaN in that column (masked), never zero: see
 ``MIN_HR_HOURS``, ``MIN_RESTING_HOURS``. Columns are ``FEATURES``.
+
+Definitions (local days):
+
+* ``resting_hr``: mean heart rate over the still hours of the resting night
+  (``ingest.nights``: 01:00-05:59 local), an hour being still when it is measured, has no
+  steps and spans at most ``MAX_REST_RANGE`` bpm; at least ``MIN_RESTING_HOURS`` of them.
+* ``active_minutes``: moderate-equivalent minutes (WHO counts a vigorous minute as two):
+  the larger of logged activity intervals (moderate x1, vigorous x2) and minutes walked
+  at ``BRISK_STEPS_PER_MIN`` or more, so the two sources are not added twice.
+* ``sleep_minutes``: minutes asleep in the night that ends on the morning of the day.
+
+Pure (pandas and numpy): no Django here, the forecasters import it.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from datetime import datetime
 
 import numpy as np
 import pandas as pd
+
+from ingest.nights import SLEEP_NIGHT_OFFSET_H, is_night_hour
 
 FEATURES = (
     "resting_hr", "hr_mean", "hr_range", "steps", "active_minutes",
@@ -47,7 +62,6 @@ HOURLY_COLUMNS = ("hr_n", "hr_sum", "hr_min", "hr_max", "steps", "steps_n",
 MIN_HR_HOURS = 6          # hours with heart rate for a day's mean and range
 MIN_RESTING_HOURS = 2     # night hours at rest for a day's resting heart rate
 MIN_HR_PER_HOUR = 3       # samples in an hour for it to count as measured
-NIGHT_HOURS = range(0, 7)  # local 00:00-06:59
 MAX_REST_RANGE = 50       # bpm: a still hour spanning more is sensor noise, not rest
 BRISK_STEPS_PER_MIN = 100  # moderate-intensity cadence (Tudor-Locke et al. 2018)
 STAGES = ("deep", "light", "rem", "awake")
@@ -145,7 +159,7 @@ def hourly_from_frame(patient, frame: pd.DataFrame) -> Hourly:
     if sel.any():
         start = t[sel]
         day_ns = 24 * _NS_HOUR
-        night = ((start - 12 * _NS_HOUR) // day_ns) * day_ns
+        night = ((start - SLEEP_NIGHT_OFFSET_H * _NS_HOUR) // day_ns) * day_ns
         minutes = (_ns(frame["end"][sel]) - start) / _NS_MIN
         sleep = (pd.DataFrame({"night": pd.to_datetime(night), "stage": frame["label"].to_numpy()[sel],
                                "minutes": minutes})
@@ -153,88 +167,6 @@ def hourly_from_frame(patient, frame: pd.DataFrame) -> Hourly:
         sleep.insert(0, "patient", patient)
     else:
         sleep = Hourly.empty().sleep
-    return Hourly(hours, sleep)
-
-
-# ------------------------------------------------------------------ from the DB
-
-_HOURLY_SQL = """
-SELECT patient_id, bucket, metric, n, total, vmin, vmax FROM samples_1h
-WHERE patient_id = ANY(%s) AND metric = ANY(%s) AND bucket >= %s AND bucket < %s
-"""
-# Brisk minutes: TimescaleDB keeps samples_1m materialised (read it); plain PostgreSQL
-# defines it as a date_bin view over raw rows, which a bound on ``bucket`` cannot
-# prune, so there the same minute sums are computed from raw rows bounded by time.
-_BRISK_SQL = {
-    "timescale": """
-SELECT patient_id, date_trunc('hour', bucket) AS hour, count(*) FROM samples_1m
-WHERE patient_id = ANY(%s) AND metric = %s AND bucket >= %s AND bucket < %s AND total >= %s
-GROUP BY 1, 2
-""",
-    "postgres": """
-SELECT patient_id, date_trunc('hour', minute) AS hour, count(*) FROM (
-    SELECT patient_id, date_bin(INTERVAL '1 minute', time, TIMESTAMPTZ 'epoch') AS minute,
-           sum(value) AS total
-    FROM samples WHERE patient_id = ANY(%s) AND metric = %s AND time >= %s AND time < %s
-      AND value IS NOT NULL
-    GROUP BY 1, 2) AS m
-WHERE total >= %s GROUP BY 1, 2
-""",
-}
-_ACTIVITY_SQL = """
-SELECT patient_id, date_trunc('hour', time) AS hour,
-       sum(extract(epoch FROM end_time - time)) / 60.0
-FROM samples WHERE patient_id = ANY(%s) AND metric = %s AND time >= %s AND time < %s
-  AND end_time IS NOT NULL AND coalesce(level, 2) >= 2
-GROUP BY 1, 2
-"""
-_SLEEP_SQL = """
-SELECT patient_id, bucket, stage, minutes FROM sleep_nightly
-WHERE patient_id = ANY(%s) AND bucket >= %s AND bucket < %s
-"""
-
-
-def hourly_from_db(patient_ids: list[int], start: datetime, end: datetime) -> Hourly:
-    """The hourly intermediate of several patients over [start, end), read from rollups."""
-    from django.db import connection
-
-    from ingest.schema import METRICS
-
-    hr, steps, hrv = (METRICS[m].code for m in ("heart_rate", "steps", "hrv_rmssd"))
-    ids = [int(p) for p in patient_ids]
-    with connection.cursor() as cur:
-        cur.execute(_HOURLY_SQL, [ids, [hr, steps, hrv], start, end])
-        rows = cur.fetchall()
-        from ingest.storage import installed_dialect
-
-        dialect = "timescale" if installed_dialect(cur) == "timescale" else "postgres"
-        cur.execute(_BRISK_SQL[dialect], [ids, steps, start, end, BRISK_STEPS_PER_MIN])
-        brisk = cur.fetchall()
-        cur.execute(_ACTIVITY_SQL, [ids, METRICS["activity"].code, start, end])
-        activity = cur.fetchall()
-        cur.execute(_SLEEP_SQL, [ids, start - pd.Timedelta(days=1), end])
-        sleep_rows = cur.fetchall()
-    roll = pd.DataFrame(rows, columns=["patient", "hour", "metric", "n", "total", "vmin", "vmax"])
-    roll["hour"] = pd.to_datetime(roll["hour"], utc=True)
-    key = ["patient", "hour"]
-    parts = []
-    for code, mapping in ((hr, {"n": "hr_n", "total": "hr_sum", "vmin": "hr_min", "vmax": "hr_max"}),
-                          (steps, {"n": "steps_n", "total": "steps"}),
-                          (hrv, {"n": "hrv_n", "total": "hrv_sum"})):
-        sub = roll[roll["metric"] == code]
-        parts.append(sub[key + list(mapping)].rename(columns=mapping).set_index(key))
-    for data, name in ((brisk, "active_min"), (activity, "act_min")):
-        frame = pd.DataFrame(data, columns=["patient", "hour", name])
-        frame["hour"] = pd.to_datetime(frame["hour"], utc=True)
-        frame[name] = frame[name].astype(float)
-        parts.append(frame.set_index(key))
-    hours = pd.concat(parts, axis=1).reset_index()
-    for col in HOURLY_COLUMNS:
-        hours[col] = hours[col].astype(float) if col in hours else np.nan
-    hours = hours[["patient", "hour", *HOURLY_COLUMNS]].sort_values(key, ignore_index=True)
-    sleep = pd.DataFrame(sleep_rows, columns=["patient", "night", "stage", "minutes"])
-    sleep["night"] = pd.to_datetime(sleep["night"], utc=True).dt.floor("D").dt.tz_localize(None)
-    sleep["minutes"] = sleep["minutes"].astype(float)
     return Hourly(hours, sleep)
 
 
@@ -249,7 +181,7 @@ def _daily_one_tz(hours: pd.DataFrame, tz: str) -> pd.DataFrame:
     # watch is worn, so an hour without step records had no steps.
     # An hour whose heart rate spans more than MAX_REST_RANGE without a single step is
     # a loose or off-wrist sensor (seen in the Stanford recordings), not rest.
-    rest = (measured & h["lhour"].isin(NIGHT_HOURS) & (h["steps"].fillna(0) == 0)
+    rest = (measured & is_night_hour(h["lhour"].to_numpy()) & (h["steps"].fillna(0) == 0)
             & ((h["hr_max"] - h["hr_min"]) <= MAX_REST_RANGE))
     h["rest_sum"] = np.where(rest, h["hr_sum"], 0.0)
     h["rest_n"] = np.where(rest, h["hr_n"], 0.0)

@@ -16,7 +16,7 @@ from django.db import models
 from django.db.models import Q
 from django.utils.timezone import now
 
-from api.models import Patient
+from care.models import Patient
 
 
 class ModelVersion(models.Model):

@@ -13,17 +13,17 @@ from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 import numpy as np
-import pandas as pd
 from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 
-from api.models import Patient
+from care.models import Patient
 from forecasting import registry
 from forecasting.backtest import backtest
-from forecasting.features import TARGETS, daily_features, hourly_from_db, make_histories
-from forecasting.forecasters import History, make
+from forecasting.features import TARGETS, make_histories
+from forecasting.forecasters import make
 from forecasting.models import Forecast, ModelVersion
+from forecasting.rollups import daily_from_db
 
 log = logging.getLogger(__name__)
 HORIZON = 14
@@ -46,12 +46,7 @@ def patient_features(patients: list[Patient], end_day: date, days: int) -> dict:
     """Daily features of these patients over the ``days`` days that end with ``end_day``
     (inclusive, each patient's local calendar), on a calendar padded to ``end_day``."""
     start_day = end_day - timedelta(days=days - 1)
-    start = datetime.combine(start_day - timedelta(days=1), datetime.min.time(), UTC)
-    end = datetime.combine(end_day + timedelta(days=2), datetime.min.time(), UTC)
-    hourly = hourly_from_db([p.pk for p in patients], start, end)
-    feats = daily_features(hourly, {p.pk: p.timezone for p in patients})
-    calendar = pd.date_range(pd.Timestamp(start_day), pd.Timestamp(end_day), freq="D", name="date")
-    return {pid: frame.reindex(calendar) for pid, frame in feats.items()}
+    return daily_from_db({p.pk: p.timezone for p in patients}, start_day, end_day)
 
 
 def active_patients() -> list[Patient]:
@@ -231,8 +226,3 @@ def _store(metric: str, mv: ModelVersion, ids: list, end_day: date, pred) -> int
     )
     return len(rows)
 
-
-def history_of(patient: Patient, metric: str, end_day: date, days: int) -> History | None:
-    """One patient's history (for charts and checks)."""
-    feats = patient_features([patient], end_day, days)
-    return make_histories(feats, metric, min_observed=1).get(patient.pk)

@@ -5,7 +5,7 @@ from __future__ import annotations
 from django.contrib.auth import get_user_model
 from django.db import transaction
 
-from api.models import Device, Patient
+from care.models import Device, Patient
 
 SIM_NAME = "Simulated patient {:02d}"
 SIM_USER = "patient{:02d}"

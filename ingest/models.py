@@ -5,6 +5,8 @@ from __future__ import annotations
 from django.db import models
 from django.utils import timezone
 
+from care.models import Device, Patient
+
 
 class IngestBatch(models.Model):
     """One client upload, identified by (patient, batch_id).
@@ -16,9 +18,9 @@ class IngestBatch(models.Model):
 
     PENDING, ACCEPTED, FAILED = "pending", "accepted", "failed"
 
-    patient = models.ForeignKey("api.Patient", on_delete=models.CASCADE, related_name="+")
+    patient = models.ForeignKey(Patient, on_delete=models.CASCADE, related_name="+")
     device = models.ForeignKey(
-        "api.Device", null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+        Device, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
     )
     batch_id = models.CharField(max_length=128)
     digest = models.CharField(max_length=64)

@@ -15,8 +15,8 @@ from dataclasses import dataclass
 from django.conf import settings
 from django.db import connection
 
-from ingest import kafka
 from ingest.schema import Batch, BatchError, to_message
+from lib import kafka
 
 log = logging.getLogger(__name__)
 

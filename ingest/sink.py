@@ -21,8 +21,9 @@ import psycopg
 from django.conf import settings
 from kafka import TopicPartition
 
-from ingest import kafka, storage
+from ingest import storage
 from ingest.schema import Batch, BatchError, parse_message
+from lib import db, kafka
 
 log = logging.getLogger(__name__)
 
@@ -75,7 +76,7 @@ class Sink(kafka.CommittingConsumer):
     # -- lifecycle ---------------------------------------------------------
     def _connect(self) -> psycopg.Connection:
         if self.conn is None or self.conn.closed:
-            self.conn = storage.connect(autocommit=False)
+            self.conn = db.connect(autocommit=False)
             with self.conn.cursor() as cur:
                 self.dialect = storage.installed_dialect(cur)
             self.conn.commit()

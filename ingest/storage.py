@@ -42,19 +42,6 @@ NIGHT_OFFSET_MS = 12 * 3_600_000  # nights run noon to noon (UTC)
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 
-def conninfo() -> str:
-    """A libpq connection string for Django's default database (psycopg, not the ORM)."""
-    db = settings.DATABASES["default"]
-    parts = {"dbname": db["NAME"], "user": db.get("USER"), "password": db.get("PASSWORD"),
-             "host": db.get("HOST"), "port": db.get("PORT")}
-    parts.update(db.get("OPTIONS") or {})
-    return psycopg.conninfo.make_conninfo(**{k: v for k, v in parts.items() if v})
-
-
-def connect(**kwargs) -> psycopg.Connection:
-    return psycopg.connect(conninfo(), **kwargs)
-
-
 # --------------------------------------------------------------------------- DDL
 
 _ROLLUP_TABLE = """

@@ -9,6 +9,7 @@ from celery import shared_task
 from django.conf import settings
 
 from ingest import storage
+from lib import db
 
 log = logging.getLogger(__name__)
 
@@ -16,7 +17,7 @@ log = logging.getLogger(__name__)
 @shared_task(autoretry_for=(Exception,), retry_backoff=True, max_retries=3)
 def storage_maintenance() -> dict:
     """Drop plain-PostgreSQL partitions past retention; refresh queued TimescaleDB ranges."""
-    with storage.connect(autocommit=True) as conn:
+    with db.connect(autocommit=True) as conn:
         dialect = storage.installed_dialect(conn.cursor())
         if dialect == "timescale":
             return {"refreshed": storage.drain_timescale_refresh(conn)}

@@ -24,7 +24,7 @@ import faust
 from django.conf import settings
 from faust.streams import _current_event
 
-from ingest import kafka as hs_kafka
+from lib import kafka as hs_kafka
 from streams.processor import DetectorProcessor
 from streams.thresholds import ThresholdCache
 

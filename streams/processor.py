@@ -21,8 +21,8 @@ from dataclasses import dataclass, field
 
 import orjson
 
+from alerts.messages import AlertMessage
 from streams.detectors import PatientMonitor, Samples
-from streams.records import AlertMessage
 
 log = logging.getLogger(__name__)
 

@@ -1,6 +1,6 @@
 """Clinicians' per-patient overrides, re-read by the workers without a restart.
 
-A daemon thread reads ``streams_detectorthreshold`` (and patients' time zones) every
+A daemon thread reads the ``DetectorThreshold`` table (and patients' time zones) every
 ``DETECTOR_THRESHOLDS_REFRESH_S`` seconds with psycopg (never the Django ORM: the
 worker is async) and swaps in a new dict. The agent asks it for one patient's
 overrides before each update; ``PatientMonitor.apply_overrides`` changes the running
@@ -16,13 +16,15 @@ from datetime import UTC, datetime
 
 import psycopg
 
-from ingest import storage
+from alerts.models import DetectorThreshold
+from care.models import Patient
+from lib import db
 from streams.detectors import validate_overrides
 
 log = logging.getLogger(__name__)
 
-_SQL = "SELECT patient_id, detector, params FROM streams_detectorthreshold"
-_TZ_SQL = "SELECT id, timezone FROM api_patient WHERE timezone <> 'UTC'"
+_SQL = f"SELECT patient_id, detector, params FROM {DetectorThreshold._meta.db_table}"
+_TZ_SQL = f"SELECT id, timezone FROM {Patient._meta.db_table} WHERE timezone <> 'UTC'"
 
 
 def utc_offset_minutes(tz: str, at: datetime | None = None) -> int:
@@ -52,7 +54,7 @@ class ThresholdCache:
 
     def load(self) -> None:
         """Read everything once (raises on a database error)."""
-        info = self.conninfo or storage.conninfo()
+        info = self.conninfo or db.conninfo()
         with psycopg.connect(info, autocommit=True) as conn, conn.cursor() as cur:
             cur.execute(_SQL)
             rows = cur.fetchall()

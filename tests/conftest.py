@@ -73,7 +73,7 @@ def kafka_topics(kafka_broker, settings):
     settings.KAFKA_TOPIC_SAMPLES = f"samples.v1.{suffix}"
     settings.KAFKA_TOPIC_ALERTS = f"alerts.v1.{suffix}"
     settings.KAFKA_TOPIC_DLQ = f"samples.v1.dlq.{suffix}"
-    from ingest import kafka
+    from lib import kafka
 
     kafka.reset_producer()
     kafka.ensure_topics()

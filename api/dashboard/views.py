@@ -16,22 +16,22 @@ from django.contrib import messages
 from django.contrib.auth import views as auth_views
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied
-from django.db import transaction
 from django.http import Http404, HttpResponse
 from django.shortcuts import redirect, render
 from django.utils import timezone
-from django.utils.dateparse import parse_datetime
+from django.utils.html import escape
 from django.views.decorators.http import require_GET, require_POST
 from rest_framework import exceptions as drf_exceptions
 
+from alerts import queries, states, workflow
+from alerts.models import Alert, DetectorThreshold
 from api import care
-from api.access import audit, audit_many, clinician_of, readable_alerts, readable_patient
-from api.models import AlertAction, AlertNote, CareTeam, Clinician
+from api.lookup import alert_or_404, patient_or_404
 from api.throttling import LoginGuard, client_address
 from api.views import patient_status_queryset
+from care.access import audit, audit_many, clinician_of, clinicians_with_access, teams_with_access
 from coaching import context as coaching_context
 from coaching.models import ContextReport, Recommendation
-from streams.models import Alert, DetectorThreshold
 
 QUEUE_PAGE = 50
 SNOOZE_CHOICES = [(1, "1 hour"), (4, "4 hours"), (24, "1 day"), (72, "3 days")]
@@ -51,6 +51,8 @@ def clinician_required(view):
             raise Http404(str(exc.detail)) from None
         except drf_exceptions.PermissionDenied as exc:
             raise PermissionDenied(str(exc.detail)) from None
+        except workflow.NotAllowed as exc:
+            raise PermissionDenied(exc.reason) from None
     return wrapper
 
 
@@ -76,21 +78,21 @@ class LoginView(auth_views.LoginView):
 # -------------------------------------------------------------------- queue
 
 def _queue_context(request) -> dict:
-    params = request.GET
+    filters = request.GET
     try:
-        qs = care.queue_queryset(request.user, params)
-    except drf_exceptions.ValidationError:
+        qs = care.queue_queryset(request.user, filters)
+    except (drf_exceptions.ValidationError, workflow.InvalidInput):
         qs = care.queue_queryset(request.user, {})
     alerts = list(qs[:QUEUE_PAGE])
     audit_many(request, [a.patient_id for a in alerts], "read_alert_queue")
     contexts = coaching_context.contexts_for(alerts)
-    names = care.assignee_names(a.assigned_to_id for a in alerts)
+    names = queries.assignee_names(a.assigned_to_id for a in alerts)
     for a in alerts:
         a.context_tags = sorted({t for c in contexts.get(a.pk, []) for t in c["tags"]})
         a.evidence_items = _evidence_items(a.evidence)
         a.assignee_name = names.get(a.assigned_to_id)
     now = timezone.now()
-    return {"alerts": alerts, "now": now, "fresh_since": now - timedelta(seconds=15), "filters": params,
+    return {"alerts": alerts, "now": now, "fresh_since": now - timedelta(seconds=15), "filters": filters,
             "snooze_choices": SNOOZE_CHOICES, "poll_s": settings.DASHBOARD_POLL_S}
 
 
@@ -111,9 +113,12 @@ def _evidence_items(evidence) -> list[tuple[str, str]]:
 @clinician_required
 def queue(request):
     ctx = _queue_context(request)
-    ctx["detectors"] = sorted(set(readable_alerts(request.user).values_list("detector", flat=True)
+    ctx["detectors"] = sorted(set(queries.readable_alerts(request.user).values_list("detector", flat=True)
                                   .order_by().distinct()[:50]))
     ctx["teams"] = request.clinician.teams.order_by("name")
+    ctx["status_filters"] = [(s, "needs attention" if s == states.ACTIVE else s)
+                             for s in states.STATUS_FILTERS]
+    ctx["severities"] = list(reversed(states.SEVERITIES))
     return render(request, "dashboard/queue.html", ctx)
 
 
@@ -128,24 +133,22 @@ def queue_rows(request):
 def alert_action(request, alert_id: int, action: str):
     """Acknowledge, snooze, escalate, resolve or note, from the queue or the patient page.
     htmx requests get the updated row back; plain form posts are redirected."""
-    with transaction.atomic():
-        alert = readable_alerts(request.user).select_for_update(of=("self",)).filter(pk=alert_id).first()
-        if alert is None:
-            raise Http404("no such alert, or no access to it")
-        try:
-            _apply(request, alert, action)
-        except (drf_exceptions.ValidationError, drf_exceptions.APIException) as exc:
-            if request.headers.get("HX-Request"):
-                return HttpResponse(f"<span class='error'>{_reason(exc)}</span>", status=200)
-            messages.error(request, _reason(exc))
-            return redirect(request.POST.get("next") or "dashboard:queue")
+    if action not in ACTIONS:
+        raise Http404("no such action")
+    alert = alert_or_404(request, alert_id)
+    try:
+        ACTIONS[action](request, alert)
+    except workflow.InvalidInput as exc:
+        return _refused(request, f"{exc.field}: {exc.reason}" if exc.field != "(request)" else exc.reason)
+    except workflow.AlreadyResolved as exc:
+        return _refused(request, exc.reason)
     audit(request, alert.patient_id, f"alert_{action}", alert=alert.pk, via="dashboard")
     if request.headers.get("HX-Request") and request.POST.get("view") == "row":
         alert = care.queue_queryset(request.user, {"status": "all", "include_quieted": "true"}).get(pk=alert.pk)
         alert.context_tags = sorted({t for c in coaching_context.contexts_for([alert]).get(alert.pk, [])
                                      for t in c["tags"]})
         alert.evidence_items = _evidence_items(alert.evidence)
-        alert.assignee_name = care.assignee_names([alert.assigned_to_id]).get(alert.assigned_to_id)
+        alert.assignee_name = queries.assignee_names([alert.assigned_to_id]).get(alert.assigned_to_id)
         return render(request, "dashboard/_queue_row.html",
                       {"a": alert, "snooze_choices": SNOOZE_CHOICES, "now": timezone.now()})
     nxt = request.POST.get("next", "")
@@ -154,8 +157,8 @@ def alert_action(request, alert_id: int, action: str):
     return redirect("dashboard:queue")
 
 
-def _reason(exc) -> str:
-    detail = getattr(exc, "detail", str(exc))
+def _reason(exc: drf_exceptions.ValidationError) -> str:
+    detail = exc.detail
     if isinstance(detail, dict):
         return "; ".join(f"{k}: {v[0] if isinstance(v, list) else v}" for k, v in detail.items())
     if isinstance(detail, list):
@@ -163,41 +166,44 @@ def _reason(exc) -> str:
     return str(detail)
 
 
-def _apply(request, alert: Alert, action: str) -> None:
-    post = request.POST
-    if action == "acknowledge":
-        care.act(request, alert, AlertAction.ACKNOWLEDGE, Alert.ACKNOWLEDGED)
-    elif action == "snooze":
-        until = parse_datetime(post.get("until", "")) if post.get("until") else None
-        if until is None:
-            try:
-                hours = int(post.get("hours", "4"))
-            except ValueError:
-                raise drf_exceptions.ValidationError({"hours": "must be a whole number"}) from None
-            if not 1 <= hours <= 24 * 30:
-                raise drf_exceptions.ValidationError({"hours": "between 1 hour and 30 days"})
-            until = timezone.now() + timedelta(hours=hours)
-        care.act(request, alert, AlertAction.SNOOZE, Alert.SNOOZED, snoozed_until=until)
-    elif action == "escalate":
-        target = post.get("target", "")
-        kind, _, raw = target.partition(":")
-        if kind not in ("clinician", "team") or not raw.isdigit():
-            raise drf_exceptions.ValidationError({"target": "choose a clinician or a team"})
-        body = care.EscalateSerializer(data={kind: int(raw), "reason": post.get("reason", "")[:300]})
-        body.is_valid(raise_exception=True)
-        care.EscalateView().perform(request, alert, body.validated_data)
-    elif action == "resolve":
-        body = care.ResolveSerializer(data={"reason": post.get("reason", "")})
-        body.is_valid(raise_exception=True)
-        care.act(request, alert, AlertAction.RESOLVE, Alert.RESOLVED, reason=body.validated_data["reason"])
-    elif action == "note":
-        text = post.get("text", "").strip()
-        if not text or len(text) > 2000:
-            raise drf_exceptions.ValidationError({"text": "write 1 to 2000 characters"})
-        AlertNote.objects.create(alert=alert, author=request.user, text=text)
-        Alert.objects.filter(pk=alert.pk).update(updated_at=timezone.now())
-    else:
-        raise Http404("no such action")
+def _refused(request, reason: str) -> HttpResponse:
+    if request.headers.get("HX-Request"):
+        return HttpResponse(f"<span class='error'>{escape(reason)}</span>", status=200)
+    messages.error(request, reason)
+    nxt = request.POST.get("next", "")
+    return redirect(nxt if nxt.startswith("/dashboard/") else "dashboard:queue")
+
+
+def _acknowledge(request, alert: Alert) -> None:
+    workflow.acknowledge(alert, request.user)
+
+
+def _snooze(request, alert: Alert) -> None:
+    """For a number of hours from now (the form offers a few); the workflow bounds it."""
+    raw = request.POST.get("hours", "4")
+    if not raw.isdigit() or int(raw) > 24 * 366:
+        raise workflow.InvalidInput("hours", "must be a whole number of hours")
+    workflow.snooze(alert, request.user, timezone.now() + timedelta(hours=int(raw)))
+
+
+def _escalate(request, alert: Alert) -> None:
+    kind, _, raw = request.POST.get("target", "").partition(":")
+    if kind not in ("clinician", "team") or not raw.isdigit():
+        raise workflow.InvalidInput("target", "choose a clinician or a team")
+    target = {f"{kind}_id": int(raw)}
+    workflow.escalate(alert, request.user, reason=request.POST.get("reason", ""), **target)
+
+
+def _resolve(request, alert: Alert) -> None:
+    workflow.resolve(alert, request.user, request.POST.get("reason", ""))
+
+
+def _note(request, alert: Alert) -> None:
+    workflow.add_note(alert, request.user, request.POST.get("text", ""))
+
+
+ACTIONS = {"acknowledge": _acknowledge, "snooze": _snooze, "escalate": _escalate,
+           "resolve": _resolve, "note": _note}
 
 
 # ----------------------------------------------------------------- patients
@@ -219,9 +225,7 @@ def patients(request):
 @require_GET
 @clinician_required
 def patient(request, patient_id: int):
-    p = readable_patient(request.user, patient_id)
-    if p is None:
-        raise Http404("no such patient, or no access to it")
+    p = patient_or_404(request, patient_id)
     audit(request, p.pk, "read_patient_page")
     alerts = list(Alert.objects.filter(patient=p).select_related("assigned_to__clinician")
                   .prefetch_related("notes__author__clinician", "actions__actor__clinician")
@@ -230,11 +234,9 @@ def patient(request, patient_id: int):
     for a in alerts:
         a.context_tags = sorted({t for c in contexts.get(a.pk, []) for t in c["tags"]})
         a.evidence_items = _evidence_items(a.evidence)
-    teams = CareTeam.objects.filter(assignment__patient=p, consents__patient=p,
-                                    consents__revoked_at__isnull=True).distinct().order_by("name")
+    teams = teams_with_access(p.pk)
     targets = ([(f"clinician:{c.pk}", c.display_name) for c in
-                Clinician.objects.filter(teams__in=teams).exclude(pk=request.clinician.pk)
-                .distinct().order_by("display_name")]
+                clinicians_with_access(p.pk).exclude(pk=request.clinician.pk)]
                + [(f"team:{t.pk}", f"team {t.name}") for t in teams])
     return render(request, "dashboard/patient.html", {
         "p": p,
@@ -254,32 +256,27 @@ def patient(request, patient_id: int):
 @require_POST
 @clinician_required
 def threshold(request, patient_id: int):
-    p = readable_patient(request.user, patient_id)
-    if p is None:
-        raise Http404("no such patient, or no access to it")
+    p = patient_or_404(request, patient_id, clinician_only=True)
     detector = request.POST.get("detector", "").strip()
-    params = {}
+    overrides = {}
     for key, value in zip(request.POST.getlist("param"), request.POST.getlist("value"), strict=False):
         key = key.strip()
         if not key:
             continue
         try:
-            params[key] = float(value)
+            overrides[key] = float(value)
         except ValueError:
             messages.error(request, f"{key}: {value[:20]!r} is not a number")
             return redirect("dashboard:patient", patient_id=p.pk)
-    body = care.ThresholdWriteSerializer(data={"params": params})
-    if not care.DETECTOR_RE.match(detector) or not body.is_valid():
+    body = care.ThresholdWriteSerializer(data={"params": overrides})
+    if not detector or not body.is_valid():
         messages.error(request, "name a detector and at least one numeric parameter")
         return redirect("dashboard:patient", patient_id=p.pk)
     try:
-        params = care.check_overrides(detector, body.validated_data["params"])
+        overrides = care.check_overrides(detector, body.validated_data["params"])
     except drf_exceptions.ValidationError as exc:
         messages.error(request, _reason(exc))
         return redirect("dashboard:patient", patient_id=p.pk)
-    DetectorThreshold.objects.update_or_create(
-        patient=p, detector=detector,
-        defaults={"params": params, "updated_by": request.user,
-                  "updated_at": timezone.now()})
+    workflow.set_thresholds(p, detector, overrides, request.user)
     messages.success(request, f"thresholds of {detector} saved")
     return redirect("dashboard:patient", patient_id=p.pk)

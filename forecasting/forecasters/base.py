@@ -46,10 +46,6 @@ class History:
         return History(self.y[: end + 1], self.start,
                        None if self.covariates is None else self.covariates[: end + 1])
 
-    @property
-    def last_date(self) -> np.datetime64:
-        return self.start + np.timedelta64(len(self.y) - 1, "D")
-
 
 @dataclass
 class Prediction:

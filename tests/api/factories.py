@@ -18,11 +18,11 @@ from django.db import connection
 from django.utils import timezone
 from rest_framework.authtoken.models import Token
 
-from api.models import Assignment, CareTeam, Clinician, Consent, Device, Patient, TeamMembership
+from alerts.models import Alert
+from care.models import Assignment, CareTeam, Clinician, Consent, Device, Patient, TeamMembership
 from coaching.models import Recommendation
 from ingest import storage
 from ingest.schema import METRICS
-from streams.models import Alert
 
 PASSWORD = "correct-horse-battery-staple"
 

@@ -6,9 +6,7 @@ from datetime import timedelta
 
 from django.utils import timezone
 
-from api.models import AlertAction, AlertNote
-from coaching.models import DetectorQuiet
-from streams.models import Alert
+from alerts.models import Alert, AlertAction, AlertNote, DetectorQuiet
 from tests.api.factories import make_alert
 
 

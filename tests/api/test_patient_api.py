@@ -9,7 +9,7 @@ import pytest
 from django.utils import timezone
 from rest_framework.test import APIClient
 
-from api.models import Device
+from care.models import Device
 from coaching.models import ContextReport, Feedback, Recommendation
 from tests.api.factories import PASSWORD, day_ms, minute_heart_rate, put_samples
 

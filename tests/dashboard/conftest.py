@@ -65,18 +65,15 @@ def live_world(transactional_db, settings):
     lengths = [int((6.2 + (k % 5) * 0.4) * 3_600_000) for k in range(34)]
     put_samples(w.pat.pk, "sleep_stage", nights, None, ends=[n + d for n, d in zip(nights, lengths, strict=True)],
                 labels=["light"] * 34)
-    try:
-        from forecasting.models import Forecast, ModelVersion
-    except ImportError:
-        pass
-    else:
-        mv = ModelVersion.objects.create(metric="resting_hr", kind="ets", version=1)
-        today = timezone.now().date()
-        for d in range(1, 8):
-            Forecast.objects.create(patient=w.pat, metric="resting_hr", issued_on=today,
-                                    target_date=today + timedelta(days=d), horizon_days=d,
-                                    mean=65.0 - d * 0.8, p10=61.0 - d, p50=65.0 - d * 0.8, p90=69.0 - d * 0.5,
-                                    model_version=mv)
+    from forecasting.models import Forecast, ModelVersion
+
+    mv = ModelVersion.objects.create(metric="resting_hr", kind="ets", version=1)
+    today = timezone.now().date()
+    for d in range(1, 8):
+        Forecast.objects.create(patient=w.pat, metric="resting_hr", issued_on=today,
+                                target_date=today + timedelta(days=d), horizon_days=d,
+                                mean=65.0 - d * 0.8, p10=61.0 - d, p50=65.0 - d * 0.8, p90=69.0 - d * 0.5,
+                                model_version=mv)
     from coaching import engine
 
     engine.recommend(w.pat.pk)  # real advice from the data above, as the daily task makes it

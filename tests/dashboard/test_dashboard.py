@@ -8,9 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from api.models import AlertAction
+from alerts.models import Alert, AlertAction
 from coaching.models import Recommendation
-from streams.models import Alert
 from tests.api.factories import PASSWORD, make_alert
 from tests.dashboard.conftest import requires_chromium
 

@@ -12,11 +12,12 @@ import pytest
 from django.contrib.auth import get_user_model
 from rest_framework.test import APIClient
 
-from api.models import AuditEvent, Patient
+from care.models import AuditEvent, Patient
 from forecasting import registry, service
-from forecasting.features import daily_features, hourly_from_db, hourly_from_frame
+from forecasting.features import daily_features, hourly_from_frame
 from forecasting.forecasters import make
 from forecasting.models import Forecast, ModelVersion
+from forecasting.rollups import hourly_from_db
 from ingest.simulator import simulate_cohort
 from tests.forecasting.conftest import midnight_days_ago, store_frame
 
@@ -124,7 +125,7 @@ def test_training_then_forecasting_gives_every_patient_forecasts_readable_throug
 
 
 def test_the_api_process_never_imports_tensorflow():
-    code = ("import django, sys; django.setup(); import config.urls, forecasting.views, "
+    code = ("import django, sys; django.setup(); import config.urls, api.forecasts, "
             "forecasting.tasks, forecasting.service; print('tensorflow' in sys.modules)")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120,
                          env={**__import__("os").environ, "DJANGO_SETTINGS_MODULE": "config.settings"})

@@ -6,7 +6,7 @@ import time
 import pytest
 from django.contrib.auth import get_user_model
 
-from api.models import Device, Patient
+from care.models import Device, Patient
 
 _counter = itertools.count()
 

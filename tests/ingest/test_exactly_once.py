@@ -17,7 +17,7 @@ import pytest
 import requests
 from django.db import connection
 
-from api.models import Device, Patient
+from care.models import Device, Patient
 from ingest.schema import now_ms
 from tests.conftest import ROOT, free_port, run_manage, wait_port
 

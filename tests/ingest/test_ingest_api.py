@@ -112,7 +112,7 @@ def test_a_device_over_its_rate_limit_gets_429_with_retry_after(kafka_topics, pa
 
 
 def test_when_the_broker_does_not_answer_the_client_gets_503_and_may_retry(patient_with_device, client, settings):
-    from ingest import kafka
+    from lib import kafka
 
     patient, token, _ = patient_with_device
     settings.KAFKA_BOOTSTRAP_SERVERS = "127.0.0.1:9"  # nothing listens there

@@ -7,9 +7,10 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from django.contrib.auth import get_user_model
 
-from api.models import AuditEvent, Patient
+from care.models import AuditEvent, Patient
 from ingest import storage
 from ingest.schema import Batch
+from lib import db
 
 pytestmark = pytest.mark.django_db(transaction=True)
 T0 = datetime(2025, 5, 1, tzinfo=UTC)
@@ -21,7 +22,7 @@ def write(patient_id: int, minutes: int) -> None:
     samples = [{"metric": "heart_rate", "time": t0 + i * 60_000, "value": 60.0 + i % 10} for i in range(minutes)]
     samples += [{"metric": "sleep_stage", "time": t0 + 3_600_000, "end": t0 + 5_400_000, "stage": "deep", "value": None}]
     cols = storage.columns_from_batches([Batch("b", patient_id, None, samples, "d")])
-    with storage.connect(autocommit=False) as conn:
+    with db.connect(autocommit=False) as conn:
         storage.PartitionKeeper().ensure(conn, t0, t0 + minutes * 60_000)
         with conn.transaction(), conn.cursor() as cur:
             storage.copy_samples(cur, cols)

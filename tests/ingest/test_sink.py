@@ -10,9 +10,10 @@ import numpy as np
 import pytest
 from django.db import connection
 
-from ingest import kafka, service, storage
+from ingest import service, storage
 from ingest.schema import now_ms, to_message, validate_upload
 from ingest.sink import Sink
+from lib import kafka
 from tests.ingest.conftest import hr_samples
 
 pytestmark = pytest.mark.django_db(transaction=True)

@@ -34,7 +34,7 @@ def read_topic(topic: str, at_least: int, timeout_s: float = 20.0) -> list:
 
     from kafka import KafkaConsumer, TopicPartition
 
-    from ingest import kafka
+    from lib import kafka
 
     c = KafkaConsumer(bootstrap_servers=kafka.bootstrap(), group_id=None,
                       enable_auto_commit=False, auto_offset_reset="earliest")

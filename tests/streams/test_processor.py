@@ -57,7 +57,7 @@ def test_an_unreadable_message_is_counted_and_the_rest_of_the_batch_applied():
 def test_a_bad_take_window_is_refused_at_start(monkeypatch, raw, reason):
     from django.core.exceptions import ImproperlyConfigured
 
-    from config.env import env_float
+    from lib.env import env_float
 
     monkeypatch.setenv("DETECTOR_TAKE_WITHIN_S", raw)
     with pytest.raises(ImproperlyConfigured, match=f"DETECTOR_TAKE_WITHIN_S.*{reason}"):

@@ -17,11 +17,11 @@ from datetime import UTC, datetime
 import numpy as np
 import pytest
 
-from api.models import Patient
-from ingest import kafka
+from alerts.models import Alert, DetectorThreshold
+from care.models import Patient
+from lib import kafka
 from streams.detectors import PatientMonitor, Samples
 from streams.evaluate import EPISODE_DETECTORS
-from streams.models import Alert, DetectorThreshold
 from streams.replay import frame_uploads, upload_message
 from tests.conftest import run_manage
 from tests.streams.conftest import read_topic

@@ -14,7 +14,7 @@ from django.contrib.auth import get_user_model
 from django.core.management.base import BaseCommand
 from django.db import transaction
 
-from api.models import Assignment, CareTeam, Clinician, Consent, Patient, TeamMembership
+from care.models import Assignment, CareTeam, Clinician, Consent, Patient, TeamMembership
 
 TEAM = "Demo care team"
 CLINICIANS = [("clinician", "Dr. Demo Clinician", "lead"), ("nurse", "Nurse Demo", "clinician")]

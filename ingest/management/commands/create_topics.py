@@ -1,6 +1,6 @@
 from django.core.management.base import BaseCommand
 
-from ingest import kafka
+from lib import kafka
 
 
 class Command(BaseCommand):

@@ -4,7 +4,7 @@ from django.core.management import call_command, get_commands
 from django.core.management.base import BaseCommand
 from django.utils import timezone
 
-from api.models import Device
+from care.models import Device
 from ingest.demo import SIM_PASSWORD, SIM_USER, register_cohort
 
 

@@ -8,11 +8,11 @@ import zoneinfo
 from django.core.management.base import BaseCommand, CommandError
 from tqdm import tqdm
 
-from api.models import Patient
-from ingest import kafka
+from care.models import Patient
 from ingest.importer import ImportSummary, import_files
 from ingest.readers import DATE_ORDERS, FORMATS, ReaderError
 from ingest.service import BrokerUnavailable
+from lib import kafka
 
 
 class Command(BaseCommand):

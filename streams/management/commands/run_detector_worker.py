@@ -23,7 +23,7 @@ class Command(BaseCommand):
     def handle(self, *args, **options):
         from faust.worker import Worker
 
-        from ingest import kafka
+        from lib import kafka
         from streams.app import create_app
 
         connections.close_all()  # the worker never uses the ORM

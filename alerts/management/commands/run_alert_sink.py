@@ -15,7 +15,7 @@ class Command(BaseCommand):
         parser.add_argument("--group", default=None, help="consumer group id")
 
     def handle(self, *args, **options):
-        from streams.alert_sink import GROUP_ID, AlertSink
+        from alerts.sink import GROUP_ID, AlertSink
 
         connections.close_all()  # the sink uses its own psycopg connection
         sink = AlertSink(group_id=options["group"] or GROUP_ID)

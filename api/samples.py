@@ -1,4 +1,5 @@
-"""HTTP edge of the spine: the device ingest endpoint and the samples read endpoint."""
+"""HTTP edge of the spine: the device ingest endpoint (to ``ingest.service``) and the
+samples read endpoint (from ``ingest.storage``)."""
 
 from __future__ import annotations
 
@@ -15,12 +16,14 @@ from rest_framework.permissions import IsAuthenticated
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from api.access import audit, can_read
-from api.errors import error_response
-from api.models import Device, hash_token
-from api.params import instant
-from ingest import ratelimit, service, storage
+from api.errors import error_response, errors
+from api.lookup import patient_or_404
+from api.query import instant
+from care.access import audit
+from care.models import Device, hash_token
+from ingest import service, storage
 from ingest.schema import METRICS, BatchError, validate_upload
+from lib import ratelimit
 
 log = logging.getLogger(__name__)
 
@@ -88,11 +91,6 @@ _accepted = inline_serializer(
     {"batch_id": serializers.CharField(), "status": serializers.CharField(),
      "samples": serializers.IntegerField(), "duplicate": serializers.BooleanField()},
 )
-_errors = inline_serializer(
-    "Errors",
-    {"errors": serializers.ListField(child=inline_serializer(
-        "ErrorItem", {"field": serializers.CharField(), "reason": serializers.CharField()}))},
-)
 
 
 class IngestBatchView(APIView):
@@ -103,8 +101,7 @@ class IngestBatchView(APIView):
 
     @extend_schema(
         request={"application/json": OpenApiTypes.OBJECT},
-        responses={202: _accepted, 400: _errors, 401: _errors, 409: _errors, 413: _errors,
-                   415: _errors, 429: _errors, 503: _errors},
+        responses={202: _accepted, **errors(400, 401, 409, 413, 415, 429, 503)},
         description="Push one device upload (samples.v1). Answers 202 once Kafka acknowledged it.",
     )
     def post(self, request):
@@ -123,11 +120,7 @@ class IngestBatchView(APIView):
                 [{"field": "(device)", "reason": f"rate limit of {settings.INGEST_RATE_LIMIT_PER_MIN} batches a minute reached"}],
                 429, headers={"Retry-After": str(wait)})
         try:
-            body = request.data
-        except exceptions.UnsupportedMediaType:
-            raise
-        try:
-            obj = orjson.loads(body)
+            obj = orjson.loads(request.data)
         except orjson.JSONDecodeError as exc:
             return error_response([{"field": "(body)", "reason": f"malformed JSON: {exc}"}], 400)
         try:
@@ -174,12 +167,11 @@ class PatientSamplesView(APIView):
             OpenApiParameter("end", OpenApiTypes.DATETIME),
             OpenApiParameter("resolution", str, enum=["auto", *RESOLUTIONS]),
         ],
-        responses={200: OpenApiTypes.OBJECT, 400: _errors, 403: _errors, 404: _errors},
+        responses={200: OpenApiTypes.OBJECT, **errors(400, 403, 404)},
         description="A patient's samples of one metric; `auto` serves at most about 1,000 points.",
     )
     def get(self, request, patient_id: int):
-        if not can_read(request.user, patient_id):
-            raise exceptions.NotFound("no such patient, or no access to it")
+        patient_id = patient_or_404(request, patient_id).pk
         metric = request.query_params.get("metric")
         if metric not in METRICS:
             raise exceptions.ValidationError({"metric": f"must be one of {', '.join(METRICS)}"})

@@ -1,11 +1,12 @@
-"""Who may read a patient's data. Every view that serves health data asks here."""
+"""Who may read a patient's data, and the audit of each read. Every view that serves
+health data asks here; so does the alert workflow before it escalates."""
 
 from __future__ import annotations
 
 from django.core.exceptions import ObjectDoesNotExist
 from django.db.models import F, Q, QuerySet
 
-from api.models import AuditEvent, Patient
+from care.models import AuditEvent, CareTeam, Clinician, Patient
 
 
 def readable_patients(user) -> QuerySet[Patient]:
@@ -66,24 +67,25 @@ def readable_patient(user, patient_id: int) -> Patient | None:
     return readable_patients(user).filter(pk=patient_id).first()
 
 
-def readable_alerts(user):
-    """Alerts of the patients this user may read (same rule as ``readable_patients``)."""
-    from streams.models import Alert
-
-    if not user or not getattr(user, "is_authenticated", False) or getattr(user, "pk", None) is None:
-        return Alert.objects.none()
-    # The readable ids first (one small query), then a plain filter: the alert query
-    # stays simple to plan however involved the access rule is.
-    ids = list(readable_patients(user).values_list("pk", flat=True))
-    return Alert.objects.filter(patient_id__in=ids)
-
-
 def team_can_read(team_id: int, patient_id: int) -> bool:
     """True when the team is assigned the patient and holds an active consent."""
     return Patient.objects.filter(
         pk=patient_id, assignment__team_id=team_id, consents__team_id=team_id,
         consents__revoked_at__isnull=True,
     ).exists()
+
+
+def teams_with_access(patient_id: int) -> QuerySet[CareTeam]:
+    """Care teams assigned the patient that hold an active consent (by name)."""
+    return (CareTeam.objects.filter(assignment__patient_id=patient_id, consents__patient_id=patient_id,
+                                    consents__revoked_at__isnull=True)
+            .distinct().order_by("name"))
+
+
+def clinicians_with_access(patient_id: int) -> QuerySet[Clinician]:
+    """Clinicians of the teams that may read the patient (by name)."""
+    return (Clinician.objects.filter(teams__in=teams_with_access(patient_id))
+            .distinct().order_by("display_name"))
 
 
 def audit_many(request, patient_ids, action: str, **detail) -> None:

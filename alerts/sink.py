@@ -1,4 +1,4 @@
-"""The alerts sink: alerts.v1 -> ``streams_alert``: parse -> batch -> upsert -> commit.
+"""The alerts sink: alerts.v1 -> the alerts table: parse -> batch -> upsert -> commit.
 
 * parse: ``AlertMessage.loads``; an unreadable message, or one for a patient that
   does not exist, goes to the dead-letter topic ``<alerts topic>.dlq`` with the reason.
@@ -26,25 +26,29 @@ from django.conf import settings
 from kafka import TopicPartition
 from psycopg.types.json import Jsonb
 
-from ingest import kafka, storage
-from streams.records import AlertError, AlertMessage
+from alerts import states
+from alerts.messages import AlertError, AlertMessage
+from alerts.models import Alert
+from care.models import Patient
+from lib import db, kafka
 
 log = logging.getLogger(__name__)
 
 GROUP_ID = "alert-sink"
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
-_RANK = "array_position(ARRAY['info', 'yellow', 'red'], {}::text)"
+_RANK = f"array_position(ARRAY[{states.sql_list(states.SEVERITIES)}], {{}}::text)"
 _RISES = f"{_RANK.format('EXCLUDED.severity')} > {_RANK.format('a.severity')}"
 # Severity only rises; ``evidence`` is the evidence at the peak (first reached highest
 # severity); ``raise_evidence`` is written once; the latest update goes to its own columns.
 _UPSERT = f"""
-INSERT INTO streams_alert AS a
+INSERT INTO {Alert._meta.db_table} AS a
     (patient_id, detector, severity, window_start, window_end, evidence, raise_evidence,
      latest_evidence, latest_severity, status, signal_closed, opened_at, updated_at,
      resolution_reason, event_seq)
 VALUES (%(patient)s, %(detector)s, %(severity)s, %(window_start)s, %(window_end)s, %(evidence)s,
-        %(evidence)s, %(evidence)s, %(severity)s, 'open', %(closed)s, now(), now(), '', %(seq)s)
+        %(evidence)s, %(evidence)s, %(severity)s, '{states.OPEN}', %(closed)s, now(), now(), '',
+        %(seq)s)
 ON CONFLICT (patient_id, detector, window_start) DO UPDATE SET
     severity = CASE WHEN {_RISES} THEN EXCLUDED.severity ELSE a.severity END,
     evidence = CASE WHEN {_RISES} THEN EXCLUDED.evidence ELSE a.evidence END,
@@ -53,13 +57,15 @@ ON CONFLICT (patient_id, detector, window_start) DO UPDATE SET
     window_end = GREATEST(a.window_end, EXCLUDED.window_end),
     signal_closed = EXCLUDED.signal_closed,
     status = CASE
-        WHEN a.status IN ('acknowledged', 'snoozed', 'resolved') AND {_RISES} THEN 'open'
-        WHEN a.status = 'resolved' AND a.signal_closed AND NOT EXCLUDED.signal_closed THEN 'open'
+        WHEN a.status IN ({states.sql_list(states.SET_ASIDE)}) AND {_RISES} THEN '{states.OPEN}'
+        WHEN a.status = '{states.RESOLVED}' AND a.signal_closed AND NOT EXCLUDED.signal_closed
+            THEN '{states.OPEN}'
         ELSE a.status END,
     updated_at = now(),
     event_seq = EXCLUDED.event_seq
 WHERE EXCLUDED.event_seq > a.event_seq
 """
+_KNOWN_PATIENTS = f"SELECT id FROM {Patient._meta.db_table} WHERE id = ANY(%s)"
 
 
 def ms_to_dt(ms: int) -> datetime:
@@ -91,7 +97,7 @@ class AlertSink(kafka.CommittingConsumer):
 
     def _connect(self) -> psycopg.Connection:
         if self.conn is None or self.conn.closed:
-            self.conn = storage.connect(autocommit=False)
+            self.conn = db.connect(autocommit=False)
         return self.conn
 
     def run(self, *, max_seconds: float | None = None) -> AlertSinkStats:
@@ -177,7 +183,7 @@ class AlertSink(kafka.CommittingConsumer):
         try:
             with conn.transaction(), conn.cursor() as cur:
                 ids = sorted({a.patient for a in alerts})
-                cur.execute("SELECT id FROM api_patient WHERE id = ANY(%s)", (ids,))
+                cur.execute(_KNOWN_PATIENTS, (ids,))
                 known = {row[0] for row in cur.fetchall()}
                 rows = [
                     {"patient": a.patient, "detector": a.detector, "severity": a.severity,

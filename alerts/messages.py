@@ -1,4 +1,4 @@
-"""The alerts.v1 contract: one JSON message per change of an alert episode.
+"""The alerts.v1 contract (the detectors write it, ``alerts.sink`` reads it): one JSON message per change of an alert episode.
 
 Key: the patient id as ASCII (co-partitioned with samples.v1). Value::
 
@@ -16,11 +16,11 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
 import orjson
 
-from streams.detectors.base import SEVERITY_RANK, Event
+from alerts.states import SEVERITIES
 
 ALERT_SCHEMA_VERSION = 1
 STATES = ("open", "update", "closed")
@@ -28,6 +28,25 @@ STATES = ("open", "update", "closed")
 
 class AlertError(ValueError):
     """An alerts.v1 message that cannot be read."""
+
+
+class EpisodeEvent(Protocol):
+    """What a detector's event carries (``streams.detectors.Event`` has these fields)."""
+
+    @property
+    def detector(self) -> str: ...
+    @property
+    def severity(self) -> str: ...
+    @property
+    def state(self) -> str: ...
+    @property
+    def seq(self) -> int: ...
+    @property
+    def window_start(self) -> int: ...
+    @property
+    def window_end(self) -> int: ...
+    @property
+    def evidence(self) -> dict[str, Any]: ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -43,7 +62,7 @@ class AlertMessage:
     emitted_ms: int = 0
 
     @classmethod
-    def from_event(cls, patient: int, event: Event) -> AlertMessage:
+    def from_event(cls, patient: int, event: EpisodeEvent) -> AlertMessage:
         return cls(patient, event.detector, event.severity, event.state, event.seq,
                    event.window_start, event.window_end, event.evidence, int(time.time() * 1000))
 
@@ -73,7 +92,7 @@ class AlertMessage:
                       int(obj.get("emitted_ms") or 0))
         except (KeyError, TypeError, ValueError) as exc:
             raise AlertError(f"missing or malformed field: {exc}") from exc
-        if msg.severity not in SEVERITY_RANK:
+        if msg.severity not in SEVERITIES:
             raise AlertError(f"unknown severity {msg.severity!r}")
         if msg.state not in STATES:
             raise AlertError(f"unknown state {msg.state!r}")

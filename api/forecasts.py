@@ -12,11 +12,11 @@ from rest_framework.permissions import IsAuthenticated
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from api.access import audit, can_read
+from api.errors import errors
+from api.lookup import patient_or_404
+from care.access import audit
 from forecasting.features import TARGETS
 from forecasting.models import Forecast
-
-_errors = {"type": "object", "properties": {"errors": {"type": "array", "items": {"type": "object"}}}}
 
 
 class PatientForecastsView(APIView):
@@ -24,13 +24,12 @@ class PatientForecastsView(APIView):
 
     @extend_schema(
         parameters=[OpenApiParameter("metric", str, enum=list(TARGETS), required=True)],
-        responses={200: OpenApiTypes.OBJECT, 400: _errors, 404: _errors},
+        responses={200: OpenApiTypes.OBJECT, **errors(400, 404)},
         description="The latest forecast of one metric: per day ahead, the mean and the "
                     "10th/50th/90th percentiles (an 80% interval), with the model version.",
     )
     def get(self, request, patient_id: int):
-        if not can_read(request.user, patient_id):
-            raise exceptions.NotFound("no such patient, or no access to it")
+        patient_id = patient_or_404(request, patient_id).pk
         metric = request.query_params.get("metric")
         if metric not in TARGETS:
             raise exceptions.ValidationError({"metric": f"must be one of {', '.join(TARGETS)}"})

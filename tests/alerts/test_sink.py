@@ -5,11 +5,11 @@ from __future__ import annotations
 import orjson
 import pytest
 
-from api.models import Patient
-from ingest import kafka
-from streams.alert_sink import AlertSink
-from streams.models import Alert
-from streams.records import AlertMessage
+from alerts.messages import AlertMessage
+from alerts.models import Alert
+from alerts.sink import AlertSink
+from care.models import Patient
+from lib import kafka
 from tests.streams.conftest import read_topic
 
 T0 = 1_767_225_600_000

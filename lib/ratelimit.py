@@ -22,7 +22,10 @@ def hit(scope: str, key: str | int, limit: int, window_s: int = 60) -> int | Non
     now = time.time()
     window = int(now // window_s)
     name = f"{settings.CACHES['default'].get('KEY_PREFIX', 'hs')}:rl:{scope}:{key}:{window}"
-    count, _ = client().pipeline(transaction=False).incr(name).expire(name, window_s * 2).execute()
+    pipe = client().pipeline(transaction=False)
+    pipe.incr(name)
+    pipe.expire(name, window_s * 2)
+    count, _ = pipe.execute()
     if count > limit:
         return max(1, int(window_s - now % window_s))
     return None
