@@ -1,8 +1,7 @@
 """The one chokepoint to the Kafka broker: topics, the producer, consumers.
 
-Every producer is idempotent with acks=all; every consumer commits by hand. Works
-with Apache Kafka in production and with the Tansu broker in development and tests
-(see PLATFORM.md): nothing here depends on Tansu.
+Every producer is idempotent with acks=all; every consumer commits by hand. Apache
+Kafka everywhere: production, ``make run`` and the tests (see docs/platform.md).
 """
 
 from __future__ import annotations
@@ -76,6 +75,9 @@ def producer() -> KafkaProducer:
                 linger_ms=2,
                 max_request_size=8 * 1024 * 1024,
                 retries=5,
+                # send() may wait this long for metadata (a broker that is down): no longer
+                # than the ack itself, so an upload answers 503 in bounded time
+                max_block_ms=int(settings.KAFKA_ACK_TIMEOUT_S * 1000),
             )
         return _producer
 
