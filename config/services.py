@@ -274,7 +274,26 @@ def start_postgres(port: int, data_dir: Path, log_path: Path | None = None, *,
         stdout=_log(log_path), stderr=subprocess.STDOUT, start_new_session=True,
     )
     wait_port("127.0.0.1", port, 30, "PostgreSQL", proc)
+    wait_postgres(port, 120, proc)
     return proc
+
+
+def wait_postgres(port: int, timeout: float, proc: subprocess.Popen | None = None) -> None:
+    """Wait until PostgreSQL accepts a connection: after an unclean stop it listens while
+    it replays its WAL, and refuses connections ("starting up") until that is done."""
+    import psycopg
+
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            psycopg.connect(f"postgresql://postgres@127.0.0.1:{port}/postgres", connect_timeout=5).close()
+            return
+        except psycopg.OperationalError as exc:
+            if proc is not None and proc.poll() is not None:
+                raise RuntimeError(f"PostgreSQL exited with code {proc.returncode}") from exc
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"PostgreSQL on {port} refused connections for {timeout}s: {exc}") from exc
+            time.sleep(0.2)
 
 
 def world_reachable_tempdir(prefix: str) -> Path:

@@ -49,6 +49,7 @@ class Managed:
     proc: subprocess.Popen
     deaths: deque = field(default_factory=deque)
     restart_at: float | None = None
+    service: bool = False
     tail: deque = field(default_factory=lambda: deque(maxlen=TAIL_LINES))
 
 
@@ -97,7 +98,8 @@ class Stack:
 
     def adopt(self, label: str, start: Callable[[], subprocess.Popen], log: Path) -> None:
         """A service started (and restarted) by ``start``; its output goes to ``log``."""
-        self.procs.append(Managed(label, start, start(), tail=_FileTail(log)))  # type: ignore[arg-type]
+        self.procs.append(Managed(label, start, start(), service=True,
+                                  tail=_FileTail(log)))  # type: ignore[arg-type]
 
     def manage(self, *args: str) -> list[str]:
         return [sys.executable, str(ROOT / "manage.py"), *args]
@@ -256,15 +258,23 @@ class Stack:
             raise KeyboardInterrupt(f"signal {signum}")
 
     def stop(self) -> None:
-        """SIGTERM every process group we started (workers first, services last)."""
-        for m in reversed(self.procs):
+        """Stop the processes first, then the services (Kafka, Redis, PostgreSQL), so that
+        the workers can commit and leave their groups while the services still answer."""
+        for group in ([m for m in self.procs if not m.service], [m for m in self.procs if m.service]):
+            self._terminate(list(reversed(group)))
+        self.procs.clear()
+        self.say("stack", "stopped")
+
+    def _terminate(self, managed: list[Managed]) -> None:
+        """SIGTERM each process group, wait up to 20 s in all, SIGKILL what is left."""
+        for m in managed:
             if m.proc.poll() is None:
                 try:
                     os.killpg(m.proc.pid, signal.SIGTERM)
                 except ProcessLookupError:
                     pass
         deadline = time.monotonic() + 20
-        for m in reversed(self.procs):
+        for m in managed:
             try:
                 m.proc.wait(max(0.1, deadline - time.monotonic()))
             except subprocess.TimeoutExpired:
@@ -274,8 +284,6 @@ class Stack:
                 except ProcessLookupError:
                     pass
                 m.proc.wait(5)
-        self.procs.clear()
-        self.say("stack", "stopped")
 
 
 class _FileTail:
