@@ -6,17 +6,14 @@ authentication or in another middleware below it, into ``503`` with the API's er
 format and ``Retry-After``. Every other exception is left alone (a bug stays a 500).
 
 Redis in the ingest path is treated differently: the device rate limiter fails open
-(``fail_open``), with a warning at most once a minute. Redis holds only counters and a
-cache there, never data; refusing uploads while it is down would make every phone retry
-for nothing while PostgreSQL and Kafka could take them, and the worst an unlimited
-minute costs is load that gunicorn's fixed worker pool bounds anyway.
+with a warning at most once a minute (ingest/ratelimit.py says why), so a Redis outage
+never reaches this middleware from an upload.
 """
 
 from __future__ import annotations
 
 import logging
 import sys
-import time
 
 import orjson
 from django.core.signals import got_request_exception
@@ -26,7 +23,6 @@ from django.http import HttpResponse
 log = logging.getLogger(__name__)
 
 RETRY_AFTER_S = 5
-_last_warning: dict[str, float] = {}
 
 
 def unreachable(exc: BaseException) -> str | None:
@@ -51,15 +47,6 @@ def unavailable_response(service: str) -> HttpResponse:
     response = HttpResponse(orjson.dumps(body), status=503, content_type="application/json")
     response["Retry-After"] = str(RETRY_AFTER_S)
     return response
-
-
-def fail_open(what: str, exc: BaseException) -> None:
-    """Log (at most once a minute per ``what``) that a check was skipped because of ``exc``."""
-    now = time.monotonic()
-    if now - _last_warning.get(what, -1e9) >= 60:
-        _last_warning[what] = now
-        log.warning("%s skipped: %s (%s); failing open until it answers again",
-                    what, type(exc).__name__, exc)
 
 
 class ServiceUnavailableMiddleware:
