@@ -3,9 +3,9 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 PIP := $(VENV)/bin/pip
 
-.PHONY: install run test bench lint browser clean
+.PHONY: install run test bench lint browser screenshots clean
 
-install: $(VENV)/.installed
+install: $(VENV)/.installed infra/kafka/lib/.complete
 
 $(VENV)/.installed: pyproject.toml ingest/pglite/package-lock.json
 	test -x $(PY) || python3 -m venv $(VENV)
@@ -14,12 +14,24 @@ $(VENV)/.installed: pyproject.toml ingest/pglite/package-lock.json
 	cd ingest/pglite && npm ci --no-audit --no-fund --loglevel=error
 	touch $@
 
+# Apache Kafka's runtime classpath from Maven Central (infra/kafka/pom.xml), copied once
+# into infra/kafka/lib; offline afterwards (see docs/platform.md).
+infra/kafka/lib/.complete: infra/kafka/pom.xml | $(VENV)/.installed
+	$(PY) -c "from config.services import install_kafka; install_kafka()"
+
 # Debian's Chromium drives the dashboard tests (no browser download is possible here).
+# Under CI=true a browser that cannot be installed fails the run: CI never passes by
+# skipping the browser tests.
 browser:
 	@command -v chromium >/dev/null 2>&1 || { \
 	  echo "installing Debian's chromium for the browser tests"; \
 	  (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null) \
-	  || echo "chromium could not be installed: the browser tests will say so"; }
+	  || { if [ "$$CI" = "true" ]; then echo "chromium could not be installed (CI=true): failing"; exit 1; fi; \
+	       echo "chromium could not be installed: the browser tests will say so"; }; }
+
+# Refresh the dashboard screenshots in docs/screenshots (the tests alone write to a temp folder).
+screenshots: install browser
+	HEALTHSTREAM_SCREENSHOTS=docs/screenshots $(PY) -m pytest tests/dashboard -q
 
 run: install
 	$(PY) manage.py run_stack

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -43,7 +44,7 @@ def private_servers(log_dir: Path):
 
 @contextmanager
 def bench_environment(db_name: str, log_dir: Path):
-    """A Tansu broker, private PostgreSQL and Redis (see ``private_servers``) and a fresh
+    """Apache Kafka (its log in ``log_dir``), private PostgreSQL and Redis (see ``private_servers``) and a fresh
     database, migrated. Yields the environment for subprocesses; tears everything down."""
     log_dir.mkdir(parents=True, exist_ok=True)
     with private_servers(log_dir) as (base, server_env):
@@ -52,7 +53,8 @@ def bench_environment(db_name: str, log_dir: Path):
 
 def _bench_environment(db_name: str, log_dir: Path, base: str, server_env: dict):
     port = free_port()
-    broker = services.start_broker(port, log_dir / "broker.log")
+    kafka_dir = log_dir / f"kafka-{port}"
+    broker = services.start_kafka(port, kafka_dir, log_dir / "broker.log")
     with psycopg.connect(f"{base}/postgres", autocommit=True) as conn:
         conn.execute(f"DROP DATABASE IF EXISTS {db_name} WITH (FORCE)")
         conn.execute(f"CREATE DATABASE {db_name}")
@@ -70,8 +72,8 @@ def _bench_environment(db_name: str, log_dir: Path, base: str, server_env: dict)
     try:
         yield env
     finally:
-        broker.terminate()
-        broker.wait(10)
+        services.stop_process(broker)
+        shutil.rmtree(kafka_dir, ignore_errors=True)
         with psycopg.connect(f"{base}/postgres", autocommit=True) as conn:
             conn.execute(f"DROP DATABASE IF EXISTS {db_name} WITH (FORCE)")
 

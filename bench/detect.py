@@ -2,7 +2,7 @@
 
     python -m bench.detect [--patients 1000] [--days 2] [--state-patients 10000] [--json]
 
-Starts its own broker (Tansu) and a fresh database (``bench_environment``). Measures:
+Starts its own Apache Kafka and a fresh database (``bench_environment``). Measures:
 
 * ``worker_samples_per_s``: the simulated cohort's uploads (as phones cut them, one
   per 15 minutes of event time) are put in samples.v1 first; then one
@@ -85,11 +85,7 @@ def pure_rate(items) -> float:
 
 
 def committed(group: str, topic: str) -> int:
-    """A group's committed offsets on a topic, summed (no join).
-
-    Compared with the messages produced, not with end offsets: the development broker
-    reports an end offset as the first offset of the last record batch + 1.
-    """
+    """A group's committed offsets on a topic, summed (no join)."""
     from kafka import KafkaConsumer, TopicPartition
 
     from lib import kafka

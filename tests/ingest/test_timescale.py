@@ -1,4 +1,4 @@
-"""The TimescaleDB dialect against a real TimescaleDB (2.23, in PGlite, see PLATFORM.md).
+"""The TimescaleDB dialect against a real TimescaleDB (2.23, in PGlite, see docs/platform.md).
 
 PGlite crashes on COPY and large executemany, so rows go in with small executemany
 here; the production sink COPYs into the hypertable (tested on PostgreSQL).
