@@ -261,11 +261,17 @@ class Event:
     window_end: int  # epoch ms
     seq: int
     evidence: dict[str, Any] = field(default_factory=dict)
+    at: int = -1  # event time (epoch ms) at which the change happened; -1: window_end
+
+    @property
+    def time(self) -> int:
+        """When the change happened in event time (a close comes after its window)."""
+        return self.window_end if self.at < 0 else self.at
 
     def as_dict(self) -> dict[str, Any]:
         return {"detector": self.detector, "severity": self.severity, "state": self.state,
                 "window_start": self.window_start, "window_end": self.window_end,
-                "seq": self.seq, "evidence": self.evidence}
+                "seq": self.seq, "evidence": self.evidence, "at": self.time}
 
 
 class Episode:
@@ -320,6 +326,14 @@ class Episode:
         if self.is_open:
             self.end = max(self.end, end)
 
+    def touch(self, name: str, end: int, evidence: dict[str, Any]) -> Event | None:
+        """New evidence at the same severity: extend the open episode and report it."""
+        if not self.is_open:
+            return None
+        self.end = max(self.end, end)
+        self.seq += 1
+        return Event(name, self.severity, "update", self.start, self.end, self.seq, evidence)
+
     def close(self, name: str, at: int, evidence: dict[str, Any]) -> Event | None:
         """The signal is back to normal at ``at``."""
         if not self.is_open:
@@ -327,7 +341,7 @@ class Episode:
         self.is_open = False
         self.closed_at = at
         self.seq += 1
-        return Event(name, self.severity, "closed", self.start, self.end, self.seq, evidence)
+        return Event(name, self.severity, "closed", self.start, self.end, self.seq, evidence, at)
 
 
 # --------------------------------------------------------------------------- detectors
@@ -441,6 +455,59 @@ class Detector:
         import pickle
 
         return len(pickle.dumps(self, protocol=pickle.HIGHEST_PROTOCOL))
+
+    # -- compact pickling: the state blob is what the changelog and RocksDB hold --------
+    #: attributes recomputed from the others after unpickling (``_derive``), not stored
+    _derived: ClassVar[tuple[str, ...]] = ()
+
+    def _derive(self) -> None:  # noqa: B027 - optional hook
+        """Recompute the ``_derived`` attributes from the stored ones."""
+
+    def __getstate__(self):
+        """Attribute values in the class's own order (no names), arrays as raw bytes.
+
+        A pickled ndarray costs ~130 bytes of header, and a dict of attribute names
+        some hundreds more per detector: this keeps a patient's state small without
+        changing a single value.
+        """
+        keys = _state_keys(type(self))
+        d = self.__dict__
+        if [k for k in d if k not in self._derived] != keys:
+            return {k: _pack(v) for k, v in d.items() if k not in self._derived}
+        return tuple(_pack(d[k]) for k in keys)
+
+    def __setstate__(self, state) -> None:
+        if isinstance(state, dict):
+            self.__dict__.update({k: _unpack(v) for k, v in state.items()})
+        else:
+            keys = _state_keys(type(self))
+            self.__dict__.update(zip(keys, (_unpack(v) for v in state), strict=True))
+        if self._derived:
+            self._derive()
+
+
+_KEYS: dict[type, list[str]] = {}
+_ND = "\0nd"
+
+
+def _state_keys(cls: type) -> list[str]:
+    """The attribute names, in order, of a freshly built instance of ``cls``."""
+    keys = _KEYS.get(cls)
+    if keys is None:
+        keys = _KEYS[cls] = [k for k in cls().__dict__ if k not in cls._derived]
+    return keys
+
+
+def _pack(v):
+    if isinstance(v, np.ndarray):
+        return (_ND, v.dtype.str, v.shape, v.tobytes())
+    return v
+
+
+def _unpack(v):
+    if isinstance(v, tuple) and len(v) == 4 and v[0] == _ND:
+        return np.frombuffer(v[3], dtype=np.dtype(v[1])).reshape(v[2]).copy()
+    return v
 
 
 def trailing_count(flags: np.ndarray, tail: np.ndarray, width: int) -> tuple[np.ndarray, np.ndarray]:

@@ -10,7 +10,8 @@ Here: a minute with no step record counts as zero steps (as in the published cod
 merge); a night needs ``min_samples`` resting heart-rate samples to count; nights
 are consecutive calendar nights (a night without data breaks a streak); scoring
 starts once ``min_baseline_nights`` earlier nights exist. An episode stays one alert
-while nights stay elevated and closes on the first night under the yellow delta.
+while nights stay elevated (each further elevated night is an ``update`` event: new
+evidence) and closes on the first night under the yellow delta.
 """
 
 from __future__ import annotations
@@ -133,12 +134,12 @@ class NightSignal(Detector):
         if self.yellow_streak_ >= self.consecutive_nights:
             severity = "red" if self.red_streak_ >= self.consecutive_nights else "yellow"
             first = d - self.yellow_streak_ + 1
-            ev = self.episode_.raise_(self.name, self._night_bounds(first)[0], end, severity,
-                                      self._evidence(base, self.recent_))
+            evidence = self._evidence(base, self.recent_)
+            ev = self.episode_.raise_(self.name, self._night_bounds(first)[0], end, severity, evidence)
+            if ev is None:  # one more elevated night: new evidence, reported as an update
+                ev = self.episode_.touch(self.name, end, evidence)
             if ev is not None:
                 events.append(ev)
-            else:
-                self.episode_.extend(end)
 
     def _evidence(self, base: float, nights) -> dict:
         return {

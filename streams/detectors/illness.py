@@ -1,0 +1,205 @@
+"""One illness episode per patient from the resting-heart-rate detectors.
+
+NightSignal (Alavi et al. 2022, Nature Medicine) and CuSum (Mishra et al. 2020,
+Nature Biomedical Engineering) watch the same physiology, resting heart rate above
+the patient's own normal. Alerting on each gave a care team two alerts per illness
+and, through CuSum's weeks-long reds, 7.94 false alert-days per person-month. Here
+they are *contributors*: their events are combined into one patient-level episode,
+``illness_rhr``, whose evidence carries each contributor's latest evidence.
+
+The combination rule (a vote; the defaults come from the operating curve of
+``evaluate_detectors --sweep``, see docs/detectors.md):
+
+* each contributor's current level counts: NightSignal yellow 1, red 2 (the published
+  two-level alert: two consecutive nights >= 3 / >= 4 bpm over the median of earlier
+  nights); CuSum yellow ``cusum_weight``, red 2 x ``cusum_weight``;
+* the episode opens when the score reaches ``open_score`` with new evidence, is red
+  from ``red_score``, escalates when the score crosses it, and closes when every
+  contributor is back to normal (score 0);
+* it also closes after ``stale_days`` without new evidence (a contributor raised or
+  escalated, or a night more elevated than any before in NightSignal's episode): a
+  plateau, or a CuSum alarm that merely persists, is no news;
+* a budget: at most ``max_new_per_30d`` new episodes in any 30 days unless the new
+  one is more severe than those already raised; a new onset within ``cooldown_days``
+  of a close re-opens the same episode.
+
+Contributor events are ordered by the event time at which each happened, so any cut
+of the stream into batches gives the same combined events (the contract).
+"""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar
+
+from streams.detectors.base import (
+    DAY_MS,
+    SEVERITY_RANK,
+    Detector,
+    Episode,
+    Event,
+    MinuteFrame,
+    Samples,
+)
+from streams.detectors.cusum import CuSumRHR
+from streams.detectors.nightsignal import NightSignal
+
+CONTRIBUTORS = ("nightsignal_rhr", "cusum_rhr")
+
+
+class IllnessEpisode(Detector):
+    """NightSignal and CuSum combined into one illness episode per patient.
+
+    >>> import numpy as np
+    >>> from streams.detectors.base import Samples, HEART_RATE
+    >>> day0 = 19_000 * 86_400_000
+    >>> days = np.repeat(np.arange(14), 60)
+    >>> t = day0 + days * 86_400_000 + np.tile(np.arange(60), 14) * 60_000
+    >>> hr = np.where((days >= 10) & (days < 12), 66.0, 60.0)   # two nights 6 bpm up
+    >>> det = IllnessEpisode(lateness_s=0)
+    >>> out = det.update(Samples.from_arrays(HEART_RATE, t, value=hr))
+    >>> out += det.advance_to(day0 + 14 * 86_400_000)
+    >>> [(e.detector, e.state, e.severity, sorted(e.evidence["contributors"])) for e in out]
+    [('illness_rhr', 'open', 'yellow', ['nightsignal_rhr']), ('illness_rhr', 'closed', 'yellow', [])]
+    """
+
+    name: ClassVar[str] = "illness_rhr"
+
+    def __init__(self, open_score: float = 2, red_score: float = 3, cusum_weight: float = 1.0,
+                 stale_days: float = 14, max_new_per_30d: int = 1, cooldown_days: float = 3,
+                 report_contributors: bool = False, nightsignal: dict | None = None,
+                 cusum: dict | None = None, lateness_s: float = 600, tz_offset_min: int = 0) -> None:
+        self.open_score = open_score
+        self.red_score = red_score
+        self.cusum_weight = cusum_weight
+        self.stale_days = stale_days
+        self.max_new_per_30d = max_new_per_30d
+        self.cooldown_days = cooldown_days
+        self.report_contributors = report_contributors
+        self.nightsignal = nightsignal
+        self.cusum = cusum
+        super().__init__(lateness_s, tz_offset_min)
+        self.contributors_: list[Detector] = [
+            NightSignal(**(nightsignal or {}), lateness_s=lateness_s, tz_offset_min=tz_offset_min),
+            CuSumRHR(**(cusum or {}), lateness_s=lateness_s, tz_offset_min=tz_offset_min),
+        ]
+        for c in self.contributors_:
+            c.bins_ = None  # binned by this detector (or by the monitor above it)
+        self.levels_ = [0, 0]  # each contributor's current severity rank
+        self.starts_ = [-1, -1]  # each contributor's episode window start
+        self.evidence_: list[dict | None] = [None, None]  # their latest evidence, while raised
+        self.last_news_ = -1  # event time of the latest new evidence
+        self.peak_ = 0.0  # the highest nightly rise (bpm) of NightSignal's current episode
+        self.latched_ = False  # closed as stale or held by the budget: wait for news
+        self.opens_: list[tuple[int, int]] = []  # (time, severity rank) of opens in 30 days
+        self.suppressed_ = 0  # onsets held back by the budget
+        self.episode_ = Episode(int(cooldown_days * DAY_MS))
+
+    # -- the contributors --------------------------------------------------------------
+    def contributor(self, name: str) -> Detector:
+        for c in self.contributors_:
+            if c.name == name:
+                return c
+        raise KeyError(name)
+
+    def _ingest(self, samples: Samples) -> None:
+        for c in self.contributors_:
+            c._ingest(samples)
+
+    def _step(self, frame: MinuteFrame) -> list[Event]:
+        pending: list[tuple[int, int, Event]] = []
+        for i, c in enumerate(self.contributors_):
+            pending.extend((e.time, i, e) for e in c._step(frame))
+        pending.sort(key=lambda x: (x[0], x[1]))  # stable: each contributor's own order kept
+        out: list[Event] = []
+        for t, i, e in pending:
+            self._expire(t - 1, out)
+            self._on(i, e, out)
+            if self.report_contributors:
+                out.append(e)
+        self._expire(frame.stop * 60_000, out)
+        return out
+
+    # -- the rule ----------------------------------------------------------------------
+    def score(self) -> float:
+        return self.levels_[0] + float(self.cusum_weight) * self.levels_[1]
+
+    def _severity(self, score: float) -> str:
+        return "red" if score >= self.red_score else "yellow"
+
+    def _evidence(self, score: float, **extra: Any) -> dict:
+        contributors = {c.name: {"severity": "red" if lvl == 2 else "yellow",
+                                 "window_start": start, "evidence": ev}
+                        for c, lvl, start, ev in zip(self.contributors_, self.levels_, self.starts_,
+                                                     self.evidence_, strict=True) if lvl > 0}
+        return {
+            "score": round(score, 2), "open_score": float(self.open_score),
+            "red_score": float(self.red_score),
+            "rule": (f"NightSignal yellow 1, red 2; CuSum yellow {self.cusum_weight:g}, red "
+                     f"{2 * self.cusum_weight:g}; open at {self.open_score:g}, red at {self.red_score:g}"),
+            "contributors": contributors,
+            "last_new_evidence": self.last_news_,
+            "held_by_budget": self.suppressed_,
+            **extra,
+        }
+
+    def _on(self, i: int, e: Event, out: list[Event]) -> None:
+        level = 0 if e.state == "closed" else SEVERITY_RANK[e.severity]
+        # News: a contributor raised or escalated, or a night more elevated than any before
+        # in NightSignal's episode. A plateau (the same raised level night after night, a
+        # CuSum alarm that persists) is not news.
+        news = e.state != "closed"
+        if e.detector == "nightsignal_rhr" and news:
+            nights = e.evidence.get("nights") or [{}]
+            delta = nights[-1].get("delta_bpm") or 0.0
+            if e.state == "update" and level <= self.levels_[i]:
+                news = delta > self.peak_
+            self.peak_ = delta if e.state == "open" else max(self.peak_, delta)
+        self.levels_[i] = level
+        self.starts_[i] = e.window_start if level else -1
+        self.evidence_[i] = e.evidence if level else None
+        if news:
+            self.last_news_ = e.time
+            self.latched_ = False
+        score = self.score()
+        ep = self.episode_
+        t = e.time
+        if ep.is_open:
+            if score <= 0:
+                ev = ep.close(self.name, t, self._evidence(score, closed_by=e.detector))
+            else:
+                ev = ep.raise_(self.name, ep.start, t, self._severity(score), self._evidence(score))
+                if ev is None and news:
+                    ev = ep.touch(self.name, t, self._evidence(score))
+            if ev is not None:
+                out.append(ev)
+            return
+        if not news or self.latched_ or score < self.open_score:
+            return
+        severity = self._severity(score)
+        start = min(s for s in self.starts_ if s >= 0)
+        reopen = ep.closed_at >= 0 and start - ep.closed_at <= ep.cooldown_ms
+        if not reopen:
+            self.opens_ = [(ot, r) for ot, r in self.opens_ if t - ot < 30 * DAY_MS]
+            if (len(self.opens_) >= self.max_new_per_30d
+                    and SEVERITY_RANK[severity] <= max(r for _, r in self.opens_)):
+                self.suppressed_ += 1
+                self.latched_ = True
+                return
+        ev = ep.raise_(self.name, start, t, severity, self._evidence(score))
+        if ev is not None:
+            if ev.state == "open":
+                self.opens_.append((t, SEVERITY_RANK[severity]))
+            out.append(ev)
+
+    def _expire(self, now: int, out: list[Event]) -> None:
+        """Close an episode that has had no new evidence for ``stale_days``."""
+        ep = self.episode_
+        if not ep.is_open or self.last_news_ < 0:
+            return
+        due = self.last_news_ + int(self.stale_days * DAY_MS)
+        if due <= now:
+            ev = ep.close(self.name, due, self._evidence(
+                self.score(), closed_by=f"no new evidence for {self.stale_days:g} days"))
+            self.latched_ = True
+            if ev is not None:
+                out.append(ev)
