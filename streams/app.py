@@ -25,7 +25,7 @@ from django.conf import settings
 from faust.streams import _current_event
 
 from ingest import kafka as hs_kafka
-from streams.processor import DetectorProcessor
+from streams.processor import DetectorProcessor, store_history
 from streams.thresholds import ThresholdCache
 
 log = logging.getLogger(__name__)
@@ -77,7 +77,8 @@ def create_app(*, thresholds: ThresholdCache | None = None) -> faust.App:
     table = app.Table("state", default=None, key_type=bytes, value_type=bytes, partitions=partitions)
     thresholds = thresholds or ThresholdCache(settings.DETECTOR_THRESHOLDS_REFRESH_S)
     processor = DetectorProcessor(lateness_s=settings.DETECTOR_LATENESS_S,
-                                  overrides=thresholds.overrides, tz_offset=thresholds.tz_offset)
+                                  overrides=thresholds.overrides, tz_offset=thresholds.tz_offset,
+                                  history=store_history)
     app.detector_processor = processor  # type: ignore[attr-defined]
     app.detector_thresholds = thresholds  # type: ignore[attr-defined]
 

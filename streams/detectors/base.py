@@ -300,15 +300,18 @@ class Episode:
             setattr(self, k, v)
 
     def raise_(self, name: str, start: int, end: int, severity: str,
-               evidence: dict[str, Any]) -> Event | None:
-        """The condition holds over [start, end]; return the event to send, if any."""
+               evidence: dict[str, Any], merge: bool = False) -> Event | None:
+        """The condition holds over [start, end]; return the event to send, if any.
+
+        ``merge``: re-open the last episode whatever the cooldown (the same rest period).
+        """
         if self.is_open:
             self.end = max(self.end, end)
             if SEVERITY_RANK[severity] <= SEVERITY_RANK[self.severity]:
                 return None
             self.severity = severity
             state = "update"
-        elif self.closed_at >= 0 and start - self.closed_at <= self.cooldown_ms:
+        elif self.closed_at >= 0 and (merge or start - self.closed_at <= self.cooldown_ms):
             self.is_open = True
             self.end = max(self.end, end)
             if SEVERITY_RANK[severity] > SEVERITY_RANK[self.severity]:

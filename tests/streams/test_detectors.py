@@ -57,6 +57,28 @@ def test_it_raises_yellow_after_ten_minutes_above_120_at_rest_and_red_after_thir
     assert events[-1].window_end == DAY0 + 35 * MIN
 
 
+def _night_runs(walk_between: bool) -> Samples:
+    """Three 20-minute runs at 130 bpm, 90 minutes apart (more than the cooldown), calm between."""
+    t = DAY0 + np.arange(240) * MIN
+    v = np.where((np.arange(240) % 110) < 20, 130.0, 70.0)
+    parts = [hr(t, v)]
+    if walk_between:  # 15 minutes of walking between the runs
+        w = DAY0 + (np.r_[np.arange(50, 65), np.arange(160, 175)]) * MIN
+        parts.append(Samples.from_arrays(STEPS, w, end=w + MIN, value=np.full(w.size, 80.0)))
+    return Samples.concat(parts)
+
+
+def test_runs_of_one_rest_period_are_one_episode():
+    events = run(HighHeartRateAtRest(lateness_s=0), _night_runs(walk_between=False))
+    assert len({e.window_start for e in events}) == 1
+    assert [e.state for e in events][:3] == ["open", "closed", "update"]
+
+
+def test_activity_between_runs_starts_a_new_episode():
+    events = run(HighHeartRateAtRest(lateness_s=0), _night_runs(walk_between=True))
+    assert len({e.window_start for e in events if e.state == "open"}) == 3
+
+
 def test_nine_minutes_above_the_threshold_is_not_enough():
     t = DAY0 + np.arange(30) * MIN
     assert run(HighHeartRateAtRest(lateness_s=0), hr(t, np.where(np.arange(30) < 9, 150.0, 70.0))) == []
