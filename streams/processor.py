@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import logging
 import pickle
+import zlib
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
@@ -100,10 +101,13 @@ class PatientState:
     offset: int = -1  # last samples.v1 offset applied
 
     def dumps(self) -> bytes:
-        return pickle.dumps(self, protocol=pickle.HIGHEST_PROTOCOL)
+        """The pickled state, zlib-compressed (level 1: ~20 us; the blob shrinks by a third+)."""
+        return zlib.compress(pickle.dumps(self, protocol=pickle.HIGHEST_PROTOCOL), 1)
 
     @staticmethod
     def loads(blob: bytes) -> PatientState:
+        if blob[:1] != b"\x80":  # not a bare pickle (those start with PROTO): compressed
+            blob = zlib.decompress(blob)
         return pickle.loads(blob)  # noqa: S301 - our own changelog, never user input
 
 

@@ -474,17 +474,23 @@ class Detector:
         changing a single value.
         """
         keys = _state_keys(type(self))
+        defaults = _DEFAULTS[type(self)]
         d = self.__dict__
-        if [k for k in d if k not in self._derived] != keys:
+        if [k for k in d if k not in self._derived] != keys or any(
+                d[k] is None and defaults[k] is not None for k in defaults):
             return {k: _pack(v) for k, v in d.items() if k not in self._derived}
-        return tuple(_pack(d[k]) for k in keys)
+        # a hyperparameter at its default is stored as None (one byte)
+        return tuple(None if k in defaults and d[k] == defaults[k] else _pack(d[k]) for k in keys)
 
     def __setstate__(self, state) -> None:
         if isinstance(state, dict):
             self.__dict__.update({k: _unpack(v) for k, v in state.items()})
         else:
             keys = _state_keys(type(self))
-            self.__dict__.update(zip(keys, (_unpack(v) for v in state), strict=True))
+            defaults = _DEFAULTS[type(self)]
+            self.__dict__.update(
+                (k, defaults[k] if v is None and k in defaults else _unpack(v))
+                for k, v in zip(keys, state, strict=True))
         if self._derived:
             self._derive()
 
@@ -493,11 +499,16 @@ _KEYS: dict[type, list[str]] = {}
 _ND = "\0nd"
 
 
+_DEFAULTS: dict[type, dict[str, Any]] = {}
+
+
 def _state_keys(cls: type) -> list[str]:
-    """The attribute names, in order, of a freshly built instance of ``cls``."""
+    """The attribute names, in order, of a freshly built instance of ``cls`` (and its defaults)."""
     keys = _KEYS.get(cls)
     if keys is None:
-        keys = _KEYS[cls] = [k for k in cls().__dict__ if k not in cls._derived]
+        fresh = cls()
+        _DEFAULTS[cls] = {k: getattr(fresh, k) for k in cls._param_names()}
+        keys = _KEYS[cls] = [k for k in fresh.__dict__ if k not in cls._derived]
     return keys
 
 

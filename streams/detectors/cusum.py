@@ -50,14 +50,14 @@ from streams.detectors.base import (
 
 
 def cusum_path(z: np.ndarray, r: float) -> np.ndarray:
-    """W_t = max(0, W_{t-1} + z_t - r) from W_0 = 0 (NaN z leaves W unchanged)."""
-    out = np.empty(z.shape[0])
-    w = 0.0
-    for i, x in enumerate(z.tolist()):
-        if x == x:  # not NaN
-            w = max(0.0, w + x - r)
-        out[i] = w
-    return out
+    """W_t = max(0, W_{t-1} + z_t - r) from W_0 = 0 (NaN z leaves W unchanged).
+
+    Vectorised through Lindley's identity: with S the running sum of the increments,
+    W_t = S_t - min(0, min_{k<=t} S_k).
+    """
+    inc = np.where(np.isnan(z), 0.0, z - r)
+    s = np.cumsum(inc)
+    return s - np.minimum(np.minimum.accumulate(s), 0.0)
 
 
 class CuSumRHR(Detector):
