@@ -14,14 +14,16 @@ The combination rule (a vote; the defaults come from the operating curve of
   two-level alert: two consecutive nights >= 3 / >= 4 bpm over the median of earlier
   nights); CuSum yellow ``cusum_weight``, red 2 x ``cusum_weight``;
 * the episode opens when the score reaches ``open_score`` with new evidence, is red
-  from ``red_score``, escalates when the score crosses it, and closes when every
-  contributor is back to normal (score 0);
+  from ``red_score``, escalates when the score crosses it, and closes when the score
+  falls under ``close_score`` (the contributors back to normal);
 * it also closes after ``stale_days`` without new evidence (a contributor raised or
   escalated, or a night more elevated than any before in NightSignal's episode): a
   plateau, or a CuSum alarm that merely persists, is no news;
 * a budget: at most ``max_new_per_30d`` new episodes in any 30 days unless the new
-  one is more severe than those already raised; a new onset within ``cooldown_days``
-  of a close re-opens the same episode.
+  one is more severe than those already raised; an onset over the budget re-opens the
+  last episode (the same queue item comes back, with the new evidence) instead of
+  adding one, so a care team still hears of it; a new onset within ``cooldown_days``
+  of a close re-opens the same episode too.
 
 Contributor events are ordered by the event time at which each happened, so any cut
 of the stream into batches gives the same combined events (the contract).
@@ -64,12 +66,14 @@ class IllnessEpisode(Detector):
 
     name: ClassVar[str] = "illness_rhr"
 
-    def __init__(self, open_score: float = 2, red_score: float = 3, cusum_weight: float = 1.0,
+    def __init__(self, open_score: float = 2, red_score: float = 3, close_score: float = 1,
+                 cusum_weight: float = 1.0,
                  stale_days: float = 14, max_new_per_30d: int = 1, cooldown_days: float = 3,
                  report_contributors: bool = False, nightsignal: dict | None = None,
                  cusum: dict | None = None, lateness_s: float = 600, tz_offset_min: int = 0) -> None:
         self.open_score = open_score
         self.red_score = red_score
+        self.close_score = close_score
         self.cusum_weight = cusum_weight
         self.stale_days = stale_days
         self.max_new_per_30d = max_new_per_30d
@@ -91,7 +95,7 @@ class IllnessEpisode(Detector):
         self.peak_ = 0.0  # the highest nightly rise (bpm) of NightSignal's current episode
         self.latched_ = False  # closed as stale or held by the budget: wait for news
         self.opens_: list[tuple[int, int]] = []  # (time, severity rank) of opens in 30 days
-        self.suppressed_ = 0  # onsets held back by the budget
+        self.suppressed_ = 0  # onsets over the budget (merged into the last episode)
         self.episode_ = Episode(int(cooldown_days * DAY_MS))
 
     # -- the contributors --------------------------------------------------------------
@@ -106,17 +110,23 @@ class IllnessEpisode(Detector):
             c._ingest(samples)
 
     def _step(self, frame: MinuteFrame) -> list[Event]:
-        pending: list[tuple[int, int, Event]] = []
-        for i, c in enumerate(self.contributors_):
-            pending.extend((e.time, i, e) for e in c._step(frame))
-        pending.sort(key=lambda x: (x[0], x[1]))  # stable: each contributor's own order kept
+        events: list[Event] = []
+        for c in self.contributors_:
+            events.extend(c._step(frame))
+        return self.combine(events, frame.stop * 60_000)
+
+    def combine(self, events: list[Event], now_ms: int) -> list[Event]:
+        """Contributor events (any order) up to event time ``now_ms`` -> illness events."""
+        index = {c.name: i for i, c in enumerate(self.contributors_)}
+        pending = sorted(((e.time, index[e.detector], k, e) for k, e in enumerate(events)),
+                         key=lambda x: x[:3])  # each contributor's own order kept
         out: list[Event] = []
-        for t, i, e in pending:
+        for t, i, _, e in pending:
             self._expire(t - 1, out)
             self._on(i, e, out)
             if self.report_contributors:
                 out.append(e)
-        self._expire(frame.stop * 60_000, out)
+        self._expire(now_ms, out)
         return out
 
     # -- the rule ----------------------------------------------------------------------
@@ -138,7 +148,7 @@ class IllnessEpisode(Detector):
                      f"{2 * self.cusum_weight:g}; open at {self.open_score:g}, red at {self.red_score:g}"),
             "contributors": contributors,
             "last_new_evidence": self.last_news_,
-            "held_by_budget": self.suppressed_,
+            "merged_by_budget": self.suppressed_,
             **extra,
         }
 
@@ -164,7 +174,7 @@ class IllnessEpisode(Detector):
         ep = self.episode_
         t = e.time
         if ep.is_open:
-            if score <= 0:
+            if score < self.close_score:
                 ev = ep.close(self.name, t, self._evidence(score, closed_by=e.detector))
             else:
                 ev = ep.raise_(self.name, ep.start, t, self._severity(score), self._evidence(score))
@@ -178,14 +188,15 @@ class IllnessEpisode(Detector):
         severity = self._severity(score)
         start = min(s for s in self.starts_ if s >= 0)
         reopen = ep.closed_at >= 0 and start - ep.closed_at <= ep.cooldown_ms
+        merge = False
         if not reopen:
             self.opens_ = [(ot, r) for ot, r in self.opens_ if t - ot < 30 * DAY_MS]
             if (len(self.opens_) >= self.max_new_per_30d
                     and SEVERITY_RANK[severity] <= max(r for _, r in self.opens_)):
+                # over the budget: the last episode comes back (same queue item), no new one
                 self.suppressed_ += 1
-                self.latched_ = True
-                return
-        ev = ep.raise_(self.name, start, t, severity, self._evidence(score))
+                merge = True
+        ev = ep.raise_(self.name, start, t, severity, self._evidence(score), merge=merge)
         if ev is not None:
             if ev.state == "open":
                 self.opens_.append((t, SEVERITY_RANK[severity]))

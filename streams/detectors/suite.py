@@ -33,7 +33,8 @@ TUNABLE: dict[str, tuple[str, ...]] = {
     "hr_low_at_rest": ("threshold", "duration_min", "red_after_min", "rest_window_min"),
     "nightsignal_rhr": ("yellow_delta", "red_delta", "consecutive_nights", "min_samples"),
     "cusum_rhr": ("yellow_after_hours", "red_after_hours", "null_quantile", "rebaseline_days"),
-    "illness_rhr": ("open_score", "red_score", "cusum_weight", "stale_days", "max_new_per_30d"),
+    "illness_rhr": ("open_score", "red_score", "close_score", "cusum_weight", "stale_days",
+                    "max_new_per_30d"),
     "wear_gap": ("min_gap_hours", "yellow_gap_hours", "usual_fraction"),
     "sleep_debt": ("short_ratio", "min_deficit_min", "yellow_nights", "red_nights"),
 }
