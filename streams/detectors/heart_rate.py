@@ -11,6 +11,8 @@ One rest period, one alert: a run that starts before the patient has moved for
 ``active_split_min`` minutes since the last run ended (and within
 ``merge_within_min``) re-opens the same episode. On real data a night of high heart
 rate at rest came as four alerts (participant AJ7TSV9, 2020-07-05/06); now one.
+The budget: a new run within ``cooldown_min`` (3 days) of the last episode's end
+re-opens that episode too (the queue item comes back) instead of adding one.
 """
 
 from __future__ import annotations
@@ -34,7 +36,7 @@ class _HeartRateAtRest(Detector):
     direction: ClassVar[int] = 1  # +1 high, -1 low
 
     def __init__(self, threshold: float, duration_min: int = 10, rest_window_min: int = 10,
-                 max_gap_min: int = 5, red_after_min: int = 30, cooldown_min: int = 60,
+                 max_gap_min: int = 5, red_after_min: int = 30, cooldown_min: int = 4320,
                  active_split_min: int = 10, merge_within_min: int = 720,
                  lateness_s: float = 600, tz_offset_min: int = 0) -> None:
         self.threshold = threshold
@@ -150,7 +152,7 @@ class HighHeartRateAtRest(_HeartRateAtRest):
     direction: ClassVar[int] = 1
 
     def __init__(self, threshold: float = 120, duration_min: int = 10, rest_window_min: int = 10,
-                 max_gap_min: int = 5, red_after_min: int = 30, cooldown_min: int = 60,
+                 max_gap_min: int = 5, red_after_min: int = 30, cooldown_min: int = 4320,
                  active_split_min: int = 10, merge_within_min: int = 720,
                  lateness_s: float = 600, tz_offset_min: int = 0) -> None:
         super().__init__(threshold, duration_min, rest_window_min, max_gap_min, red_after_min,
@@ -172,7 +174,7 @@ class LowHeartRateAtRest(_HeartRateAtRest):
     direction: ClassVar[int] = -1
 
     def __init__(self, threshold: float = 40, duration_min: int = 10, rest_window_min: int = 10,
-                 max_gap_min: int = 5, red_after_min: int = 30, cooldown_min: int = 60,
+                 max_gap_min: int = 5, red_after_min: int = 30, cooldown_min: int = 4320,
                  active_split_min: int = 10, merge_within_min: int = 720,
                  lateness_s: float = 600, tz_offset_min: int = 0) -> None:
         super().__init__(threshold, duration_min, rest_window_min, max_gap_min, red_after_min,

@@ -12,10 +12,12 @@ The combination rule (a vote; the defaults come from the operating curve of
 
 * each contributor's current level counts: NightSignal yellow 1, red 2 (the published
   two-level alert: two consecutive nights >= 3 / >= 4 bpm over the median of earlier
-  nights); CuSum yellow ``cusum_weight``, red 2 x ``cusum_weight``;
-* the episode opens when the score reaches ``open_score`` with new evidence, is red
-  from ``red_score``, escalates when the score crosses it, and closes when the score
-  falls under ``close_score`` (the contributors back to normal);
+  nights), red on ``confirm_nights`` nights in a row 3; CuSum yellow ``cusum_weight``,
+  red 2 x ``cusum_weight``;
+* the episode opens when the score reaches ``open_score`` with new evidence (by
+  default 2.5: NightSignal red *confirmed* by a CuSum alarm, or by a third red night),
+  is red from ``red_score``, escalates when the score crosses it, and closes when the
+  score falls under ``close_score`` (the contributors back to normal);
 * it also closes after ``stale_days`` without new evidence (a contributor raised or
   escalated, or a night more elevated than any before in NightSignal's episode): a
   plateau, or a CuSum alarm that merely persists, is no news;
@@ -54,20 +56,20 @@ class IllnessEpisode(Detector):
     >>> import numpy as np
     >>> from streams.detectors.base import Samples, HEART_RATE
     >>> day0 = 19_000 * 86_400_000
-    >>> days = np.repeat(np.arange(14), 60)
-    >>> t = day0 + days * 86_400_000 + np.tile(np.arange(60), 14) * 60_000
-    >>> hr = np.where((days >= 10) & (days < 12), 66.0, 60.0)   # two nights 6 bpm up
+    >>> days = np.repeat(np.arange(15), 60)
+    >>> t = day0 + days * 86_400_000 + np.tile(np.arange(60), 15) * 60_000
+    >>> hr = np.where((days >= 10) & (days < 13), 66.0, 60.0)   # three nights 6 bpm up
     >>> det = IllnessEpisode(lateness_s=0)
     >>> out = det.update(Samples.from_arrays(HEART_RATE, t, value=hr))
-    >>> out += det.advance_to(day0 + 14 * 86_400_000)
-    >>> [(e.detector, e.state, e.severity, sorted(e.evidence["contributors"])) for e in out]
-    [('illness_rhr', 'open', 'yellow', ['nightsignal_rhr']), ('illness_rhr', 'closed', 'yellow', [])]
+    >>> out += det.advance_to(day0 + 15 * 86_400_000)
+    >>> [(e.state, e.severity, sorted(e.evidence["contributors"])) for e in out]
+    [('open', 'red', ['nightsignal_rhr']), ('closed', 'red', [])]
     """
 
     name: ClassVar[str] = "illness_rhr"
 
-    def __init__(self, open_score: float = 2, red_score: float = 3, close_score: float = 1,
-                 cusum_weight: float = 1.0,
+    def __init__(self, open_score: float = 2.5, red_score: float = 3, close_score: float = 1,
+                 cusum_weight: float = 0.5, confirm_nights: int = 3,
                  stale_days: float = 14, max_new_per_30d: int = 1, cooldown_days: float = 3,
                  report_contributors: bool = False, nightsignal: dict | None = None,
                  cusum: dict | None = None, lateness_s: float = 600, tz_offset_min: int = 0) -> None:
@@ -75,6 +77,7 @@ class IllnessEpisode(Detector):
         self.red_score = red_score
         self.close_score = close_score
         self.cusum_weight = cusum_weight
+        self.confirm_nights = confirm_nights
         self.stale_days = stale_days
         self.max_new_per_30d = max_new_per_30d
         self.cooldown_days = cooldown_days
@@ -130,6 +133,17 @@ class IllnessEpisode(Detector):
         return out
 
     # -- the rule ----------------------------------------------------------------------
+    @staticmethod
+    def _red_run(e: Event) -> int:
+        """How many of NightSignal's latest nights in a row are at or over its red delta."""
+        red = e.evidence.get("red_delta_bpm")
+        run = 0
+        for night in reversed(e.evidence.get("nights") or []):
+            if red is None or (night.get("delta_bpm") or 0.0) < red:
+                break
+            run += 1
+        return run
+
     def score(self) -> float:
         return self.levels_[0] + float(self.cusum_weight) * self.levels_[1]
 
@@ -137,15 +151,16 @@ class IllnessEpisode(Detector):
         return "red" if score >= self.red_score else "yellow"
 
     def _evidence(self, score: float, **extra: Any) -> dict:
-        contributors = {c.name: {"severity": "red" if lvl == 2 else "yellow",
+        contributors = {c.name: {"severity": "red" if lvl >= 2 else "yellow", "points": lvl,
                                  "window_start": start, "evidence": ev}
                         for c, lvl, start, ev in zip(self.contributors_, self.levels_, self.starts_,
                                                      self.evidence_, strict=True) if lvl > 0}
         return {
             "score": round(score, 2), "open_score": float(self.open_score),
             "red_score": float(self.red_score),
-            "rule": (f"NightSignal yellow 1, red 2; CuSum yellow {self.cusum_weight:g}, red "
-                     f"{2 * self.cusum_weight:g}; open at {self.open_score:g}, red at {self.red_score:g}"),
+            "rule": (f"NightSignal yellow 1, red 2, red {self.confirm_nights} nights in a row 3; CuSum "
+                     f"yellow {self.cusum_weight:g}, red {2 * self.cusum_weight:g}; open at "
+                     f"{self.open_score:g}, red at {self.red_score:g}, closed under {self.close_score:g}"),
             "contributors": contributors,
             "last_new_evidence": self.last_news_,
             "merged_by_budget": self.suppressed_,
@@ -154,6 +169,8 @@ class IllnessEpisode(Detector):
 
     def _on(self, i: int, e: Event, out: list[Event]) -> None:
         level = 0 if e.state == "closed" else SEVERITY_RANK[e.severity]
+        if e.detector == "nightsignal_rhr" and level == 2 and self._red_run(e) >= self.confirm_nights:
+            level = 3  # red confirmed over nights
         # News: a contributor raised or escalated, or a night more elevated than any before
         # in NightSignal's episode. A plateau (the same raised level night after night, a
         # CuSum alarm that persists) is not news.

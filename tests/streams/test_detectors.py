@@ -75,7 +75,7 @@ def test_runs_of_one_rest_period_are_one_episode():
 
 
 def test_activity_between_runs_starts_a_new_episode():
-    events = run(HighHeartRateAtRest(lateness_s=0), _night_runs(walk_between=True))
+    events = run(HighHeartRateAtRest(lateness_s=0, cooldown_min=60), _night_runs(walk_between=True))
     assert len({e.window_start for e in events if e.state == "open"}) == 3
 
 
