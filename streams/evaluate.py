@@ -265,11 +265,13 @@ def score_simulated(episodes: pd.DataFrame, alerts: dict[int, list[Alert]],
         wanted = EPISODE_DETECTORS[ep.kind]
         s_ms, e_ms = ep.start.value // 1_000_000, ep.end.value // 1_000_000
         sl = slack.value // 1_000_000
-        hits = [a for a in alerts.get(ep.patient, []) if a.detector in wanted
-                and a.end_ms >= s_ms - sl and a.start_ms <= e_ms + sl]
+        # an alert matches when one of the intervals it was open overlaps the episode (+- slack)
+        opens = [(o, a) for a in alerts.get(ep.patient, []) if a.detector in wanted
+                 for o, c in a.intervals if c >= s_ms - sl and o <= e_ms + sl]
+        hits = list({id(a): a for _, a in opens}.values())
         for a in hits:
             matched.add((ep.patient, a.detector, a.start_ms))
-        first = min((a.raised_ms for a in hits), default=None)
+        first = min((o for o, _ in opens), default=None)
         rows.append({"patient": int(ep.patient), "kind": ep.kind, "start": ep.start.isoformat(),
                      "detected": bool(hits), "alerts": len(hits),
                      "detectors": sorted({a.detector for a in hits}),

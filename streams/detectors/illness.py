@@ -48,6 +48,9 @@ from streams.detectors.cusum import CuSumRHR
 from streams.detectors.nightsignal import NightSignal
 
 CONTRIBUTORS = ("nightsignal_rhr", "cusum_rhr")
+#: NightSignal inside the episode: scored from 14 earlier nights, not 7 (fewer alarms on an
+#: immature baseline; the development curve in docs/detectors.md)
+NIGHTSIGNAL_DEFAULTS = {"min_baseline_nights": 14}
 
 
 class IllnessEpisode(Detector):
@@ -56,12 +59,12 @@ class IllnessEpisode(Detector):
     >>> import numpy as np
     >>> from streams.detectors.base import Samples, HEART_RATE
     >>> day0 = 19_000 * 86_400_000
-    >>> days = np.repeat(np.arange(15), 60)
-    >>> t = day0 + days * 86_400_000 + np.tile(np.arange(60), 15) * 60_000
-    >>> hr = np.where((days >= 10) & (days < 13), 66.0, 60.0)   # three nights 6 bpm up
+    >>> days = np.repeat(np.arange(19), 60)
+    >>> t = day0 + days * 86_400_000 + np.tile(np.arange(60), 19) * 60_000
+    >>> hr = np.where((days >= 14) & (days < 17), 66.0, 60.0)   # three nights 6 bpm up
     >>> det = IllnessEpisode(lateness_s=0)
     >>> out = det.update(Samples.from_arrays(HEART_RATE, t, value=hr))
-    >>> out += det.advance_to(day0 + 15 * 86_400_000)
+    >>> out += det.advance_to(day0 + 19 * 86_400_000)
     >>> [(e.state, e.severity, sorted(e.evidence["contributors"])) for e in out]
     [('open', 'red', ['nightsignal_rhr']), ('closed', 'red', [])]
     """
@@ -86,7 +89,8 @@ class IllnessEpisode(Detector):
         self.cusum = cusum
         super().__init__(lateness_s, tz_offset_min)
         self.contributors_: list[Detector] = [
-            NightSignal(**(nightsignal or {}), lateness_s=lateness_s, tz_offset_min=tz_offset_min),
+            NightSignal(**{**NIGHTSIGNAL_DEFAULTS, **(nightsignal or {})}, lateness_s=lateness_s,
+                        tz_offset_min=tz_offset_min),
             CuSumRHR(**(cusum or {}), lateness_s=lateness_s, tz_offset_min=tz_offset_min),
         ]
         for c in self.contributors_:
