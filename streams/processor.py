@@ -101,8 +101,8 @@ class PatientState:
     offset: int = -1  # last samples.v1 offset applied
 
     def dumps(self) -> bytes:
-        """The pickled state, zlib-compressed (level 1: ~20 us; the blob shrinks by a third+)."""
-        return zlib.compress(pickle.dumps(self, protocol=pickle.HIGHEST_PROTOCOL), 1)
+        """The pickled state, zlib-compressed (level 6, ~60 us: 2.8 KB -> 1.6 KB after a month)."""
+        return zlib.compress(pickle.dumps(self, protocol=pickle.HIGHEST_PROTOCOL), 6)
 
     @staticmethod
     def loads(blob: bytes) -> PatientState:

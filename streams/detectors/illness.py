@@ -187,7 +187,7 @@ class IllnessEpisode(Detector):
             self.peak_ = delta if e.state == "open" else max(self.peak_, delta)
         self.levels_[i] = level
         self.starts_[i] = e.window_start if level else -1
-        self.evidence_[i] = e.evidence if level else None
+        self.evidence_[i] = _compact(e.evidence) if level else None
         if news:
             self.last_news_ = e.time
             self.latched_ = False
@@ -235,3 +235,14 @@ class IllnessEpisode(Detector):
             self.latched_ = True
             if ev is not None:
                 out.append(ev)
+
+
+def _compact(evidence: dict) -> dict:
+    """A contributor's evidence as the episode keeps it: the last 3 nights, no fixed text.
+
+    Kept in the patient's state while the contributor is raised, so it must stay small.
+    """
+    out = {k: v for k, v in evidence.items() if k != "window"}
+    if isinstance(out.get("nights"), list):
+        out["nights"] = out["nights"][-3:]
+    return out
