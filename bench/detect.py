@@ -180,7 +180,8 @@ def latency_from_ingest(env: dict, url: str, tokens: dict[int, str], t_after_ms:
             while not done.is_set():
                 rows = conn.execute(
                     "SELECT patient_id FROM streams_alert WHERE detector = 'hr_high_at_rest' "
-                    "AND window_start >= to_timestamp(%s / 1000.0)", (t_after_ms,)).fetchall()
+                    "AND window_start >= to_timestamp(%s / 1000.0) AND patient_id = ANY(%s)",
+                    (t_after_ms, list(tokens))).fetchall()
                 now = time.perf_counter()
                 for (p,) in rows:
                     seen.setdefault(p, now)
