@@ -471,45 +471,50 @@ class Detector:
 
         A pickled ndarray costs ~130 bytes of header, and a dict of attribute names
         some hundreds more per detector: this keeps a patient's state small without
-        changing a single value.
+        changing a single value. A hyperparameter at its default is stored as ``...``.
         """
-        keys = _state_keys(type(self))
-        defaults = _DEFAULTS[type(self)]
+        order, spec = _spec(type(self))
         d = self.__dict__
-        if [k for k in d if k not in self._derived] != keys or any(
-                d[k] is None and defaults[k] is not None for k in defaults):
+        if tuple(d) != order:
             return {k: _pack(v) for k, v in d.items() if k not in self._derived}
-        # a hyperparameter at its default is stored as None (one byte)
-        return tuple(None if k in defaults and d[k] == defaults[k] else _pack(d[k]) for k in keys)
+        out = []
+        for k, default in spec:
+            v = d[k]
+            if default is not _NO_DEFAULT and v == default and type(v) is type(default):
+                out.append(...)
+            elif isinstance(v, np.ndarray):
+                out.append((_ND, v.dtype.str, v.shape, v.tobytes()))
+            else:
+                out.append(v)
+        return tuple(out)
 
     def __setstate__(self, state) -> None:
         if isinstance(state, dict):
             self.__dict__.update({k: _unpack(v) for k, v in state.items()})
         else:
-            keys = _state_keys(type(self))
-            defaults = _DEFAULTS[type(self)]
+            _, spec = _spec(type(self))
             self.__dict__.update(
-                (k, defaults[k] if v is None and k in defaults else _unpack(v))
-                for k, v in zip(keys, state, strict=True))
+                (k, default if v is ... else _unpack(v))
+                for (k, default), v in zip(spec, state, strict=True))
         if self._derived:
             self._derive()
 
 
-_KEYS: dict[type, list[str]] = {}
+_SPECS: dict[type, tuple[tuple[str, ...], list[tuple[str, Any]]]] = {}
 _ND = "\0nd"
+_NO_DEFAULT = object()
 
 
-_DEFAULTS: dict[type, dict[str, Any]] = {}
-
-
-def _state_keys(cls: type) -> list[str]:
-    """The attribute names, in order, of a freshly built instance of ``cls`` (and its defaults)."""
-    keys = _KEYS.get(cls)
-    if keys is None:
+def _spec(cls: type) -> tuple[tuple[str, ...], list[tuple[str, Any]]]:
+    """All attribute names of a fresh ``cls`` in order, and the stored ones with their defaults."""
+    spec = _SPECS.get(cls)
+    if spec is None:
         fresh = cls()
-        _DEFAULTS[cls] = {k: getattr(fresh, k) for k in cls._param_names()}
-        keys = _KEYS[cls] = [k for k in fresh.__dict__ if k not in cls._derived]
-    return keys
+        params = set(cls._param_names())
+        stored = [(k, v if k in params else _NO_DEFAULT) for k, v in fresh.__dict__.items()
+                  if k not in cls._derived]
+        spec = _SPECS[cls] = (tuple(fresh.__dict__), stored)
+    return spec
 
 
 def _pack(v):
