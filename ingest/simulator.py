@@ -12,8 +12,21 @@ four get one episode with known times (the ground truth the detectors are scored
 * ``short_sleep``: three nights in a row of 4-4.5 hours of sleep;
 * ``wear_gap``: the watch taken off for 5-8 hours in the daytime.
 
-Every fourth patient is a control with no episode. The generation is vectorised per
-patient-day (numpy) and deterministic for a seed. ``simulate_cohort`` returns
+Every fourth patient is a control with no episode. Everyone, controls included, also
+lives through realistic nuisance that is not illness (``nuisance=True``, the default;
+``SimulatedCohort.nuisance`` lists it):
+
+* late nights: bedtime 2-3.5 h later (awake, resting minutes inside the night window);
+* alcohol: a night's heart rate 3-8 bpm higher, sometimes two nights in a row (a
+  weekend); nocturnal heart rate rises with the dose (Pietilä et al. 2018, JMIR
+  Mental Health);
+* travel across time zones: 4-7 days with sleep and activity shifted 3-7 hours
+  (the device keeps the home time zone), the first two nights 2 bpm higher;
+* heavy exercise: a 90-150 minute hard session, the next night 2-4 bpm higher;
+* sensor noise: a few minutes a day of optical-sensor error (+-12 bpm) and dropped
+  minutes.
+
+The generation is vectorised per patient-day (numpy) and deterministic for a seed. ``simulate_cohort`` returns
 DataFrames (for replays and backtests); ``iter_uploads`` cuts the same data into
 device uploads for the ingest API (the ``simulate`` command pushes them over HTTP).
 """
@@ -61,6 +74,43 @@ class SimulatedCohort:
     profiles: list[Profile]
     frames: dict[int, pd.DataFrame] = field(default_factory=dict)
     episodes: pd.DataFrame = field(default_factory=pd.DataFrame)
+    nuisance: pd.DataFrame = field(default_factory=pd.DataFrame)
+
+
+NUISANCE_KINDS = ("late_night", "alcohol", "travel", "heavy_exercise", "sensor_noise")
+
+
+def plan_nuisance(p: Profile, start_ms: int, days: int, seed: int) -> list[Episode]:
+    """The patient's nuisance days (not illness), from a generator of their own."""
+    rng = np.random.default_rng(seed * 7919 + p.patient)
+    out: list[Episode] = []
+    trip = None
+    if days >= 16 and rng.random() < 0.35:
+        first = int(rng.integers(7, days - 8))
+        trip = (first, first + int(rng.integers(4, 8)))
+        out.append(Episode(p.patient, "travel", start_ms + trip[0] * DAY_MS, start_ms + trip[1] * DAY_MS))
+    d = 0
+    while d < days:
+        day_ms = start_ms + d * DAY_MS
+        u = rng.random()
+        if u < 0.10:
+            out.append(Episode(p.patient, "late_night", day_ms + 18 * 3_600_000, day_ms + 32 * 3_600_000))
+        elif u < 0.18:
+            n = 2 if rng.random() < 0.3 else 1
+            out.append(Episode(p.patient, "alcohol", day_ms + 18 * 3_600_000,
+                               day_ms + (n - 1) * DAY_MS + 32 * 3_600_000))
+            d += n - 1
+        elif u < 0.23:
+            out.append(Episode(p.patient, "heavy_exercise", day_ms + 15 * 3_600_000, day_ms + 32 * 3_600_000))
+        d += 1
+    return out
+
+
+def _nuisance_at(nuisance: list[Episode], kind: str, t_ms: int) -> Episode | None:
+    for e in nuisance:
+        if e.kind == kind and e.start_ms <= t_ms < e.end_ms:
+            return e
+    return None
 
 
 def make_profiles(n_patients: int, seed: int) -> list[Profile]:
@@ -109,10 +159,11 @@ def plan_episodes(profiles: list[Profile], start_ms: int, days: int, seed: int) 
     return episodes
 
 
-def _sleep_window(p: Profile, day_start_ms: int, short: bool, rng: np.random.Generator) -> tuple[int, int]:
+def _sleep_window(p: Profile, day_start_ms: int, short: bool, rng: np.random.Generator,
+                  shift_h: float = 0.0) -> tuple[int, int]:
     """The night that starts on this day's evening (it may begin after midnight)."""
     hours = rng.uniform(4.0, 4.5) if short else p.sleep_hours + rng.normal(0, 0.3)
-    start_h = p.sleep_start_h + rng.normal(0, 0.25) + (2.5 if short else 0)
+    start_h = p.sleep_start_h + rng.normal(0, 0.25) + (2.5 if short else 0) + shift_h
     if start_h < 12:
         start_h += 24  # after midnight: still this day's night
     s = day_start_ms + int(start_h * 3_600_000) // MINUTE_MS * MINUTE_MS
@@ -142,9 +193,17 @@ def _stages(n_minutes: int, rng: np.random.Generator) -> list[tuple[int, int, st
     return out
 
 
-def simulate_patient(p: Profile, start_ms: int, days: int, episodes: list[Episode], seed: int) -> pd.DataFrame:
-    """All samples of one patient over ``days`` days from ``start_ms`` (a UTC midnight)."""
+def simulate_patient(p: Profile, start_ms: int, days: int, episodes: list[Episode], seed: int,
+                     nuisance: list[Episode] | None = None) -> pd.DataFrame:
+    """All samples of one patient over ``days`` days from ``start_ms`` (a UTC midnight).
+
+    ``nuisance``: late nights, alcohol, travel, heavy exercise (``plan_nuisance``);
+    sensor noise comes with any plan (even an empty one); None: a clean patient.
+    """
     rng = np.random.default_rng(seed * 100_003 + p.patient)
+    noisy = nuisance is not None
+    nuisance = nuisance or []
+    nrng = np.random.default_rng(seed * 15_485_863 + p.patient)
     n = days * 1440
     minute_ms = start_ms + np.arange(n, dtype=np.int64) * MINUTE_MS
     asleep = np.zeros(n, dtype=bool)
@@ -168,7 +227,14 @@ def simulate_patient(p: Profile, start_ms: int, days: int, episodes: list[Episod
         day_ms = start_ms + d * DAY_MS
         night_mid = day_ms + 27 * 3_600_000
         short = any(e.kind == "short_sleep" and e.start_ms <= night_mid - 6 * 3_600_000 < e.end_ms for e in mine)
-        s, e = _sleep_window(p, day_ms, short, rng)
+        evening = day_ms + 20 * 3_600_000
+        shift = 0.0
+        if _nuisance_at(nuisance, "late_night", evening):
+            shift += float(nrng.uniform(2.0, 3.5))
+        trip = _nuisance_at(nuisance, "travel", evening)
+        if trip is not None:
+            shift += _trip_shift(trip)
+        s, e = _sleep_window(p, day_ms, short, rng, shift)
         if e <= start_ms or s >= minute_ms[-1]:
             continue
         i0, i1 = idx(s), idx(e)
@@ -181,8 +247,11 @@ def simulate_patient(p: Profile, start_ms: int, days: int, episodes: list[Episod
             t = s + h * 3_600_000
             if start_ms <= t <= minute_ms[-1]:
                 add("hrv_rmssd", t, None, float(max(5.0, rng.normal(p.hrv_base, 6))))
-    # Steps: bouts while awake, more in the day, none asleep.
-    hour = ((minute_ms // 3_600_000) % 24).astype(np.int64)
+    # Steps: bouts while awake, more in the day, none asleep (in the local time of a trip).
+    local_shift = np.zeros(n, np.int64)
+    for trip in (x for x in nuisance if x.kind == "travel"):
+        local_shift[idx(trip.start_ms):idx(trip.end_ms)] = int(round(-_trip_shift(trip)))
+    hour = ((minute_ms // 3_600_000 + local_shift) % 24).astype(np.int64)
     activity_curve = np.where((hour >= 7) & (hour <= 21), 1.0, 0.15)
     walk_prob = 0.12 * activity_curve * (~asleep)
     walking = rng.random(n) < walk_prob
@@ -202,6 +271,15 @@ def simulate_patient(p: Profile, start_ms: int, days: int, episodes: list[Episod
             workout[i0:i1] = level
             steps[i0:i1] = np.round(rng.uniform(120, 165, i1 - i0) * (1.0 if kind == "running" else 0.6 if kind == "walking" else 0.0))
             add("activity", s, s + length * MINUTE_MS, float(round(length * (8 + 6 * level), 1)), (kind, intensity))
+    # Heavy exercise: a long hard session in the afternoon.
+    for ex in (x for x in nuisance if x.kind == "heavy_exercise"):
+        s = ex.start_ms + int(nrng.uniform(0.5, 2.5) * 3_600_000) // MINUTE_MS * MINUTE_MS
+        length = int(nrng.integers(90, 151))
+        i0, i1 = idx(s), idx(s + length * MINUTE_MS)
+        workout[i0:i1] = 1.0
+        asleep[i0:i1] = False
+        steps[i0:i1] = np.round(nrng.uniform(140, 170, i1 - i0))
+        add("activity", s, s + length * MINUTE_MS, float(round(length * 14.0, 1)), ("running", "vigorous"))
     # Daily charge: watch off for 30-60 minutes in the evening.
     for d in range(days):
         s = start_ms + d * DAY_MS + int(p.charge_hour * 3_600_000) // MINUTE_MS * MINUTE_MS
@@ -219,11 +297,33 @@ def simulate_patient(p: Profile, start_ms: int, days: int, episodes: list[Episod
             hr_offset[i0:i1] += np.where(asleep[i0:i1], bump, bump * 0.6)
         elif e.kind == "wear_gap":
             worn[i0:i1] = False
+    # Nuisance that raises the night's heart rate (not illness).
+    for x in nuisance:
+        i0, i1 = idx(x.start_ms), idx(x.end_ms)
+        if x.kind == "alcohol":
+            hr_offset[i0:i1] += np.where(asleep[i0:i1], nrng.uniform(3, 8), 0.0)
+        elif x.kind == "heavy_exercise":
+            hr_offset[i0:i1] += np.where(asleep[i0:i1], nrng.uniform(2, 4), 0.0)
+        elif x.kind == "travel":
+            j1 = min(i1, i0 + 2 * 1440)
+            hr_offset[i0:j1] += np.where(asleep[i0:j1], 2.0, 0.0)
     # Heart rate: AR(1) noise around a circadian level.
     noise = lfilter([1.0], [1.0, -0.8], rng.normal(0, 1.6, n))
     level = np.where(asleep, p.resting_hr - 4, p.resting_hr + 9)
     circadian = 2.5 * np.sin(2 * np.pi * (minute_ms % DAY_MS) / DAY_MS - np.pi / 2)
     hr = level + circadian + 0.25 * steps + 75 * workout + hr_offset + noise
+    if noisy:
+        # Sensor noise: short bursts of optical error, and dropped minutes (not inside episodes).
+        calm = np.ones(n, bool)
+        for e in mine:
+            calm[idx(e.start_ms - 3_600_000):idx(e.end_ms + 3_600_000)] = False
+        for d in range(days):
+            for _ in range(int(nrng.integers(0, 4))):
+                i0 = d * 1440 + int(nrng.integers(0, 1440 - 10))
+                i1 = i0 + int(nrng.integers(2, 9))
+                if calm[i0:i1].all():
+                    hr[i0:i1] += nrng.normal(0, 12, i1 - i0)
+        worn &= ~((nrng.random(n) < 0.02) & calm)
     hr = np.clip(np.round(hr), 38, 200)
     on = worn
     # Steps samples: one-minute intervals with steps while worn.
@@ -244,6 +344,12 @@ def simulate_patient(p: Profile, start_ms: int, days: int, episodes: list[Episod
     return frame.sort_values(["time", "metric"], kind="stable").reset_index(drop=True)
 
 
+def _trip_shift(trip: Episode) -> float:
+    """Hours a trip shifts the patient's day (east negative, west positive), from its times."""
+    h = 3 + (trip.start_ms // DAY_MS) % 5  # 3-7 hours
+    return float(h if (trip.patient + trip.start_ms // DAY_MS) % 2 else -h)
+
+
 def _to_frame_dtypes(frame: pd.DataFrame) -> pd.DataFrame:
     """Epoch-ms columns to the readers' shape (datetime64 UTC; end NaT for point metrics)."""
     out = frame.copy()
@@ -255,7 +361,7 @@ def _to_frame_dtypes(frame: pd.DataFrame) -> pd.DataFrame:
 
 
 def simulate_cohort(n_patients: int = 20, days: int = 30, start: datetime | None = None,
-                    seed: int = 7) -> SimulatedCohort:
+                    seed: int = 7, nuisance: bool = True) -> SimulatedCohort:
     """Simulate a cohort; ``frames`` match ``ingest.readers.load_frames``'s columns."""
     if start is None:
         start = datetime.now(UTC) - timedelta(days=days)
@@ -264,9 +370,14 @@ def simulate_cohort(n_patients: int = 20, days: int = 30, start: datetime | None
     profiles = make_profiles(n_patients, seed)
     episodes = plan_episodes(profiles, start_ms, days, seed)
     cohort = SimulatedCohort(profiles)
+    noise: list[Episode] = []
     for p in profiles:
-        cohort.frames[p.patient] = _to_frame_dtypes(simulate_patient(p, start_ms, days, episodes, seed))
+        mine = plan_nuisance(p, start_ms, days, seed) if nuisance else []
+        noise += mine
+        cohort.frames[p.patient] = _to_frame_dtypes(
+            simulate_patient(p, start_ms, days, episodes, seed, mine if nuisance else None))
     cohort.episodes = episodes_frame(episodes)
+    cohort.nuisance = episodes_frame(noise)
     return cohort
 
 

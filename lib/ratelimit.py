@@ -33,7 +33,10 @@ def hit(scope: str, key: str | int, limit: int, window_s: int = 60) -> int | Non
     window = int(now // window_s)
     name = f"{settings.CACHES['default'].get('KEY_PREFIX', 'hs')}:rl:{scope}:{key}:{window}"
     try:
-        count, _ = client().pipeline(transaction=False).incr(name).expire(name, window_s * 2).execute()
+        pipe = client().pipeline(transaction=False)
+        pipe.incr(name)
+        pipe.expire(name, window_s * 2)
+        count, _ = pipe.execute()
     except (redis.ConnectionError, redis.TimeoutError, redis.BusyLoadingError) as exc:
         _fail_open(scope, exc)
         return None

@@ -24,7 +24,7 @@ from django.conf import settings
 
 from lib import kafka as hs_kafka
 from streams.faust_hooks import as_current_event
-from streams.processor import DetectorProcessor
+from streams.processor import DetectorProcessor, store_history
 from streams.thresholds import ThresholdCache
 
 log = logging.getLogger(__name__)
@@ -71,7 +71,8 @@ def create_app(*, thresholds: ThresholdCache | None = None) -> faust.App:
     table = app.Table("state", default=None, key_type=bytes, value_type=bytes, partitions=partitions)
     thresholds = thresholds or ThresholdCache(settings.DETECTOR_THRESHOLDS_REFRESH_S)
     processor = DetectorProcessor(lateness_s=settings.DETECTOR_LATENESS_S,
-                                  overrides=thresholds.overrides, tz_offset=thresholds.tz_offset)
+                                  overrides=thresholds.overrides, tz_offset=thresholds.tz_offset,
+                                  history=store_history)
     app.detector_processor = processor  # type: ignore[attr-defined]
     app.detector_thresholds = thresholds  # type: ignore[attr-defined]
 

@@ -10,19 +10,49 @@ written, offset not yet committed) is skipped: none applied twice.
 The caller (the Faust agent) sends the alerts and waits for the broker's ack *before*
 writing the state: a crash in between replays the messages and re-sends the same
 alerts, which the alert sink applies idempotently. None lost, none doubled.
+
+Late and imported data: a sample more than ``lateness_s`` behind the patient's newest
+one falls in minutes the detectors have already judged. Event time alone covers a
+phone that syncs hours late (all of the patient's data is late together, so none is
+behind the newest). For the rest (a history imported after live data, a second
+device syncing late) the processor *rebuilds the patient's state from the samples
+store*: a fresh monitor (same time zone, parameters and overrides) replays the
+stored samples of the last ``history_days`` merged with the batch, in event time, and
+the events it gives from the earliest late sample on are sent (the earlier ones were
+sent live, identical). When the late samples end more than ``join_gap_s`` before the
+next stored sample (one chunk of an import, more to come), only the events up to
+their end (+ the lateness) are sent: the time between is not yet known to be a gap. The approximation, stated: the store must already hold what
+the monitor had seen (else the samples are counted in ``late_samples`` and dropped,
+as before, and logged), and baselines older than ``history_days`` are not replayed.
 """
 
 from __future__ import annotations
 
 import logging
 import pickle
+import zlib
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
 
+import numpy as np
 import orjson
 
 from alerts.messages import AlertMessage
-from streams.detectors import PatientMonitor, Samples
+from ingest import storage
+from streams.detectors import Event, PatientMonitor, Samples
+from streams.detectors.base import (
+    ACTIVITY,
+    ASLEEP_STAGES,
+    DAY_MS,
+    HEART_RATE,
+    MINUTE_MS,
+    SLEEP,
+    STEPS,
+)
+
+#: (patient, since_ms, until_ms) -> the patient's stored samples in [since, until)
+HistoryReader = Callable[[int, int, int], Samples]
 
 log = logging.getLogger(__name__)
 
@@ -34,6 +64,8 @@ class ProcessorStats:
     skipped_redelivered: int = 0
     unreadable: int = 0
     alerts: int = 0
+    late: int = 0  # samples behind the patient's judged minutes
+    rebuilds: int = 0  # patients' states rebuilt from the store for them
 
 
 class Unreadable(ValueError):
@@ -71,10 +103,13 @@ class PatientState:
     offset: int = -1  # last samples.v1 offset applied
 
     def dumps(self) -> bytes:
-        return pickle.dumps(self, protocol=pickle.HIGHEST_PROTOCOL)
+        """The pickled state, zlib-compressed (level 6, ~60 us: 2.8 KB -> 1.6 KB after a month)."""
+        return zlib.compress(pickle.dumps(self, protocol=pickle.HIGHEST_PROTOCOL), 6)
 
     @staticmethod
     def loads(blob: bytes) -> PatientState:
+        if blob[:1] != b"\x80":  # not a bare pickle (those start with PROTO): compressed
+            blob = zlib.decompress(blob)
         return pickle.loads(blob)  # noqa: S301 - our own changelog, never user input
 
 
@@ -88,8 +123,12 @@ class DetectorProcessor:
     """Runs patients' monitors over message batches; caches decoded state in memory."""
 
     def __init__(self, *, lateness_s: float, overrides: Callable[[int], dict] | None = None,
-                 tz_offset: Callable[[int], int] | None = None) -> None:
+                 tz_offset: Callable[[int], int] | None = None, history: HistoryReader | None = None,
+                 history_days: float = 60, join_gap_s: float = 3600) -> None:
         self.lateness_s = lateness_s
+        self.join_gap_ms = int(join_gap_s * 1000)
+        self.history = history
+        self.history_days = history_days
         self.overrides = overrides or (lambda _pid: {})
         self.tz_offset = tz_offset or (lambda _pid: 0)
         self.stats = ProcessorStats()
@@ -165,7 +204,7 @@ class DetectorProcessor:
             samples = Samples.concat(parts)
         state.monitor.apply_overrides(self.overrides(patient))
         self.stats.samples += len(samples)
-        events = state.monitor.update(samples) if len(samples) else []
+        events = self._update(patient, state, samples) if len(samples) else []
         for ev in events:
             out.alerts.append(AlertMessage.from_event(patient, ev))
         self.stats.alerts += len(events)
@@ -174,3 +213,89 @@ class DetectorProcessor:
             blob = state.dumps()
             out.states[key] = blob
             self._cache[key] = (blob, state)
+
+    def _update(self, patient: int, state: PatientState, samples: Samples) -> list[Event]:
+        mon = state.monitor
+        late = late_mask(mon, samples)
+        if not late.any():
+            return mon.update(samples)
+        self.stats.late += int(late.sum())
+        if self.history is None:
+            return mon.update(samples)  # counted in late_samples and dropped
+        rebuilt = self._rebuild(patient, mon, samples)
+        if rebuilt is None:
+            log.warning("patient state not rebuilt: the store is behind the detectors; "
+                        "%d late samples dropped", int(late.sum()))
+            return mon.update(samples)
+        fresh, events, next_stored = rebuilt
+        state.monitor = fresh
+        self.stats.rebuilds += 1
+        since, until = int(samples.time[late].min()), int(samples.time[late].max())
+        if next_stored - until > self.join_gap_ms:
+            # a chunk of an import that does not reach the stored data yet: the time between
+            # is a gap only until the next chunk comes, so nothing is judged past the chunk
+            until += int(mon.lateness_s * 1000)
+            return [e for e in events if since <= e.time <= until]
+        return [e for e in events if e.time >= since]
+
+    def _rebuild(self, patient: int, mon: PatientMonitor, samples: Samples):
+        assert self.history is not None and mon.watermark_ is not None and mon.bins_ is not None
+        lateness_ms = int(mon.lateness_s * 1000)
+        newest = max(mon.watermark_ + lateness_ms, int(samples.time.max()))
+        since = min(int(samples.time.min()), newest - int(self.history_days * DAY_MS))
+        try:
+            stored = self.history(patient, since, newest + 1)
+        except Exception as exc:  # noqa: BLE001 - a store outage must not stop the worker
+            log.warning("samples store unreadable for a rebuild (%s)", type(exc).__name__)
+            return None
+        judged_ms = mon.bins_.origin * MINUTE_MS
+        if len(stored) == 0 or int(stored.time.max()) < judged_ms - lateness_ms:
+            return None
+        fresh = PatientMonitor(detectors=mon.detectors, lateness_s=mon.lateness_s,
+                               tz_offset_min=mon.tz_offset_min, params=mon.params)
+        fresh.apply_overrides(mon.overrides_)
+        fresh.late_samples_ = mon.late_samples
+        late_end = int(samples.time[late_mask(mon, samples)].max())
+        after = stored.time[stored.time > late_end]
+        next_stored = int(after.min()) if after.size else late_end
+        return fresh, fresh.update(dedupe(Samples.concat([stored, samples]))), next_stored
+
+
+def late_mask(mon: PatientMonitor, samples: Samples) -> np.ndarray:
+    """Samples wholly before the minutes the monitor has already judged."""
+    if mon.bins_ is None or mon.watermark_ is None:
+        return np.zeros(len(samples), bool)
+    lo = mon.bins_.origin * MINUTE_MS
+    binned = np.isin(samples.metric, (HEART_RATE, STEPS, ACTIVITY))  # sleep has its own lateness
+    return binned & (np.maximum(samples.end, samples.time + 1) <= lo)
+
+
+def dedupe(s: Samples) -> Samples:
+    """One copy of each (metric, time, end, value, asleep) row (a batch may already be stored)."""
+    if len(s) == 0:
+        return s
+    value = np.where(np.isnan(s.value), -1e300, s.value)
+    order = np.lexsort((s.asleep, value, s.end, s.time, s.metric))
+    keys = np.stack([s.metric[order].astype(np.float64), s.time[order].astype(np.float64),
+                     s.end[order].astype(np.float64), value[order], s.asleep[order]], axis=1)
+    keep = np.ones(len(order), bool)
+    keep[1:] = np.any(keys[1:] != keys[:-1], axis=1)
+    return s.take(np.sort(order[keep]))
+
+
+def store_history(patient: int, since_ms: int, until_ms: int) -> Samples:
+    """The patient's samples in [since, until) from the samples store (psycopg, not the ORM)."""
+    epoch = datetime(1970, 1, 1, tzinfo=UTC)
+    with storage.connect(autocommit=True) as conn:
+        rows = conn.execute(
+            "SELECT metric, (extract(epoch FROM time) * 1000)::bigint,"
+            " (extract(epoch FROM coalesce(end_time, time)) * 1000)::bigint, value, label"
+            " FROM samples WHERE patient_id = %s AND time >= %s AND time < %s",
+            (patient, epoch + timedelta(milliseconds=since_ms), epoch + timedelta(milliseconds=until_ms)),
+        ).fetchall()
+    if not rows:
+        return Samples.empty()
+    metric = np.fromiter((r[0] for r in rows), np.int8, len(rows))
+    asleep = (metric == SLEEP) & np.fromiter((r[4] in ASLEEP_STAGES for r in rows), bool, len(rows))
+    return Samples.from_arrays(metric, [r[1] for r in rows], [r[2] for r in rows],
+                               [np.nan if r[3] is None else r[3] for r in rows], asleep)

@@ -261,11 +261,17 @@ class Event:
     window_end: int  # epoch ms
     seq: int
     evidence: dict[str, Any] = field(default_factory=dict)
+    at: int = -1  # event time (epoch ms) at which the change happened; -1: window_end
+
+    @property
+    def time(self) -> int:
+        """When the change happened in event time (a close comes after its window)."""
+        return self.window_end if self.at < 0 else self.at
 
     def as_dict(self) -> dict[str, Any]:
         return {"detector": self.detector, "severity": self.severity, "state": self.state,
                 "window_start": self.window_start, "window_end": self.window_end,
-                "seq": self.seq, "evidence": self.evidence}
+                "seq": self.seq, "evidence": self.evidence, "at": self.time}
 
 
 class Episode:
@@ -294,15 +300,18 @@ class Episode:
             setattr(self, k, v)
 
     def raise_(self, name: str, start: int, end: int, severity: str,
-               evidence: dict[str, Any]) -> Event | None:
-        """The condition holds over [start, end]; return the event to send, if any."""
+               evidence: dict[str, Any], merge: bool = False) -> Event | None:
+        """The condition holds over [start, end]; return the event to send, if any.
+
+        ``merge``: re-open the last episode whatever the cooldown (the same rest period).
+        """
         if self.is_open:
             self.end = max(self.end, end)
             if SEVERITY_RANK[severity] <= SEVERITY_RANK[self.severity]:
                 return None
             self.severity = severity
             state = "update"
-        elif self.closed_at >= 0 and start - self.closed_at <= self.cooldown_ms:
+        elif self.closed_at >= 0 and (merge or start - self.closed_at <= self.cooldown_ms):
             self.is_open = True
             self.end = max(self.end, end)
             if SEVERITY_RANK[severity] > SEVERITY_RANK[self.severity]:
@@ -320,6 +329,14 @@ class Episode:
         if self.is_open:
             self.end = max(self.end, end)
 
+    def touch(self, name: str, end: int, evidence: dict[str, Any]) -> Event | None:
+        """New evidence at the same severity: extend the open episode and report it."""
+        if not self.is_open:
+            return None
+        self.end = max(self.end, end)
+        self.seq += 1
+        return Event(name, self.severity, "update", self.start, self.end, self.seq, evidence)
+
     def close(self, name: str, at: int, evidence: dict[str, Any]) -> Event | None:
         """The signal is back to normal at ``at``."""
         if not self.is_open:
@@ -327,7 +344,7 @@ class Episode:
         self.is_open = False
         self.closed_at = at
         self.seq += 1
-        return Event(name, self.severity, "closed", self.start, self.end, self.seq, evidence)
+        return Event(name, self.severity, "closed", self.start, self.end, self.seq, evidence, at)
 
 
 # --------------------------------------------------------------------------- detectors
@@ -441,6 +458,75 @@ class Detector:
         import pickle
 
         return len(pickle.dumps(self, protocol=pickle.HIGHEST_PROTOCOL))
+
+    # -- compact pickling: the state blob is what the changelog and RocksDB hold --------
+    #: attributes recomputed from the others after unpickling (``_derive``), not stored
+    _derived: ClassVar[tuple[str, ...]] = ()
+
+    def _derive(self) -> None:  # noqa: B027 - optional hook
+        """Recompute the ``_derived`` attributes from the stored ones."""
+
+    def __getstate__(self):
+        """Attribute values in the class's own order (no names), arrays as raw bytes.
+
+        A pickled ndarray costs ~130 bytes of header, and a dict of attribute names
+        some hundreds more per detector: this keeps a patient's state small without
+        changing a single value. A hyperparameter at its default is stored as ``...``.
+        """
+        order, spec = _spec(type(self))
+        d = self.__dict__
+        if tuple(d) != order:
+            return {k: _pack(v) for k, v in d.items() if k not in self._derived}
+        out = []
+        for k, default in spec:
+            v = d[k]
+            if default is not _NO_DEFAULT and v == default and type(v) is type(default):
+                out.append(...)
+            elif isinstance(v, np.ndarray):
+                out.append((_ND, v.dtype.str, v.shape, v.tobytes()))
+            else:
+                out.append(v)
+        return tuple(out)
+
+    def __setstate__(self, state) -> None:
+        if isinstance(state, dict):
+            self.__dict__.update({k: _unpack(v) for k, v in state.items()})
+        else:
+            _, spec = _spec(type(self))
+            self.__dict__.update(
+                (k, default if v is ... else _unpack(v))
+                for (k, default), v in zip(spec, state, strict=True))
+        if self._derived:
+            self._derive()
+
+
+_SPECS: dict[type, tuple[tuple[str, ...], list[tuple[str, Any]]]] = {}
+_ND = "\0nd"
+_NO_DEFAULT = object()
+
+
+def _spec(cls: type[Detector]) -> tuple[tuple[str, ...], list[tuple[str, Any]]]:
+    """All attribute names of a fresh ``cls`` in order, and the stored ones with their defaults."""
+    spec = _SPECS.get(cls)
+    if spec is None:
+        fresh = cls()
+        params = set(cls._param_names())
+        stored = [(k, v if k in params else _NO_DEFAULT) for k, v in fresh.__dict__.items()
+                  if k not in cls._derived]
+        spec = _SPECS[cls] = (tuple(fresh.__dict__), stored)
+    return spec
+
+
+def _pack(v):
+    if isinstance(v, np.ndarray):
+        return (_ND, v.dtype.str, v.shape, v.tobytes())
+    return v
+
+
+def _unpack(v):
+    if isinstance(v, tuple) and len(v) == 4 and v[0] == _ND:
+        return np.frombuffer(v[3], dtype=np.dtype(v[1])).reshape(v[2]).copy()
+    return v
 
 
 def trailing_count(flags: np.ndarray, tail: np.ndarray, width: int) -> tuple[np.ndarray, np.ndarray]:

@@ -6,6 +6,13 @@ minute is *at rest* when no steps were counted in it nor in the ``rest_window_mi
 minutes before it; the condition holds over a run of minutes whose heart rate is
 beyond the threshold, at rest, with no minute of contrary evidence and gaps without
 heart rate no longer than ``max_gap_min``.
+
+One rest period, one alert: a run that starts before the patient has moved for
+``active_split_min`` minutes since the last run ended (and within
+``merge_within_min``) re-opens the same episode. On real data a night of high heart
+rate at rest came as four alerts (participant AJ7TSV9, 2020-07-05/06); now one.
+The budget: a new run within ``cooldown_min`` (3 days) of the last episode's end
+re-opens that episode too (the queue item comes back) instead of adding one.
 """
 
 from __future__ import annotations
@@ -29,7 +36,8 @@ class _HeartRateAtRest(Detector):
     direction: ClassVar[int] = 1  # +1 high, -1 low
 
     def __init__(self, threshold: float, duration_min: int = 10, rest_window_min: int = 10,
-                 max_gap_min: int = 5, red_after_min: int = 30, cooldown_min: int = 60,
+                 max_gap_min: int = 5, red_after_min: int = 30, cooldown_min: int = 4320,
+                 active_split_min: int = 10, merge_within_min: int = 720,
                  lateness_s: float = 600, tz_offset_min: int = 0) -> None:
         self.threshold = threshold
         self.duration_min = duration_min
@@ -37,7 +45,12 @@ class _HeartRateAtRest(Detector):
         self.max_gap_min = max_gap_min
         self.red_after_min = red_after_min
         self.cooldown_min = cooldown_min
+        self.active_split_min = active_split_min
+        self.merge_within_min = merge_within_min
         super().__init__(lateness_s, tz_offset_min)
+        self.moved_ = 0  # moving minutes ever seen (a running count)
+        self.moved_at_last_ = 0  # that count at the last minute of the latest run
+        self.merge_ = False  # the current run continues the last episode's rest period
         self.steps_tail_ = np.zeros(max(rest_window_min - 1, 0), np.int8)
         self.run_start_ = -1  # first minute of the current run, -1 when none
         self.run_last_ = -1
@@ -77,6 +90,8 @@ class _HeartRateAtRest(Detector):
         beyond = (mean - float(self.threshold)) * self.direction > 0
         cond = has & (active == 0) & beyond
         events: list[Event] = []
+        moved = self.moved_ + np.cumsum(frame.moving, dtype=np.int64)
+        self.moved_ = int(moved[-1]) if moved.size else self.moved_
         if self.run_start_ < 0 and not cond.any():
             return events  # the hot path: nothing happening
         for i in np.flatnonzero(has):
@@ -87,9 +102,14 @@ class _HeartRateAtRest(Detector):
                 self._end_run(events)
                 continue
             if self.run_start_ < 0:
+                ep = self.episode_
+                # the same rest period: no real activity since the last run, not too long after
+                self.merge_ = (ep.closed_at >= 0 and int(moved[i]) - self.moved_at_last_ < self.active_split_min
+                               and m * MINUTE_MS - ep.closed_at <= self.merge_within_min * MINUTE_MS)
                 self.run_start_ = m
                 self.run_peak_ = float(mean[i])
             self.run_last_ = m
+            self.moved_at_last_ = int(moved[i])
             self.run_sum_ += int(frame.hr_sum[i])
             self.run_n_ += int(frame.hr_n[i])
             pick = max if self.direction > 0 else min
@@ -98,7 +118,8 @@ class _HeartRateAtRest(Detector):
             if minutes >= self.duration_min:
                 severity = "red" if minutes >= self.red_after_min else "yellow"
                 ev = self.episode_.raise_(self.name, self.run_start_ * MINUTE_MS,
-                                          (m + 1) * MINUTE_MS, severity, self._evidence())
+                                          (m + 1) * MINUTE_MS, severity, self._evidence(),
+                                          merge=self.merge_)
                 if ev is not None:
                     events.append(ev)
                 else:
@@ -131,10 +152,11 @@ class HighHeartRateAtRest(_HeartRateAtRest):
     direction: ClassVar[int] = 1
 
     def __init__(self, threshold: float = 120, duration_min: int = 10, rest_window_min: int = 10,
-                 max_gap_min: int = 5, red_after_min: int = 30, cooldown_min: int = 60,
+                 max_gap_min: int = 5, red_after_min: int = 30, cooldown_min: int = 4320,
+                 active_split_min: int = 10, merge_within_min: int = 720,
                  lateness_s: float = 600, tz_offset_min: int = 0) -> None:
         super().__init__(threshold, duration_min, rest_window_min, max_gap_min, red_after_min,
-                         cooldown_min, lateness_s, tz_offset_min)
+                         cooldown_min, active_split_min, merge_within_min, lateness_s, tz_offset_min)
 
 
 class LowHeartRateAtRest(_HeartRateAtRest):
@@ -152,7 +174,8 @@ class LowHeartRateAtRest(_HeartRateAtRest):
     direction: ClassVar[int] = -1
 
     def __init__(self, threshold: float = 40, duration_min: int = 10, rest_window_min: int = 10,
-                 max_gap_min: int = 5, red_after_min: int = 30, cooldown_min: int = 60,
+                 max_gap_min: int = 5, red_after_min: int = 30, cooldown_min: int = 4320,
+                 active_split_min: int = 10, merge_within_min: int = 720,
                  lateness_s: float = 600, tz_offset_min: int = 0) -> None:
         super().__init__(threshold, duration_min, rest_window_min, max_gap_min, red_after_min,
-                         cooldown_min, lateness_s, tz_offset_min)
+                         cooldown_min, active_split_min, merge_within_min, lateness_s, tz_offset_min)

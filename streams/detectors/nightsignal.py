@@ -9,8 +9,11 @@ nights; *yellow* when two consecutive nights are at least 3 bpm above the baseli
 Here: a minute with no step record counts as zero steps (as in the published code's
 merge); a night needs ``min_samples`` resting heart-rate samples to count; nights
 are consecutive calendar nights (a night without data breaks a streak); scoring
-starts once ``min_baseline_nights`` earlier nights exist. An episode stays one alert
-while nights stay elevated and closes on the first night under the yellow delta.
+starts once ``min_baseline_nights`` earlier nights exist. The baseline keeps the last
+``max_baseline_nights`` (120) nights, in tenths of a bpm, so a patient's state stays
+bounded (the published rule takes all earlier nights). An episode stays one alert
+while nights stay elevated (each further elevated night is an ``update`` event: new
+evidence) and closes on the first night under the yellow delta.
 """
 
 from __future__ import annotations
@@ -55,6 +58,7 @@ class NightSignal(Detector):
     def __init__(self, yellow_delta: float = 3.0, red_delta: float = 4.0,
                  consecutive_nights: int = 2, night_start_hour: int = 0, night_end_hour: int = 7,
                  min_samples: int = 10, min_baseline_nights: int = 7, cooldown_nights: int = 1,
+                 max_baseline_nights: int = 120,
                  lateness_s: float = 600, tz_offset_min: int = 0) -> None:
         self.yellow_delta = yellow_delta
         self.red_delta = red_delta
@@ -64,10 +68,12 @@ class NightSignal(Detector):
         self.min_samples = min_samples
         self.min_baseline_nights = min_baseline_nights
         self.cooldown_nights = cooldown_nights
+        self.max_baseline_nights = max_baseline_nights
         super().__init__(lateness_s, tz_offset_min)
         self.next_night_: int | None = None  # local day number of the next night to evaluate
         self.acc_: dict[int, list[int]] = {}  # day -> [milli-bpm sum, samples]
-        self.history_ = np.zeros(0, np.float32)  # every earlier night's resting HR
+        # earlier nights' resting HR in tenths of a bpm, the last ``max_baseline_nights``
+        self.history_ = np.zeros(0, np.uint16)
         self.recent_: list[tuple[int, float, float]] = []  # (day, rhr, delta) of the streak
         self.yellow_streak_ = 0
         self.red_streak_ = 0
@@ -81,7 +87,7 @@ class NightSignal(Detector):
     def baseline(self) -> float:
         if self.history_.shape[0] < self.min_baseline_nights:
             return float("nan")
-        return float(np.median(self.history_))
+        return float(np.median(self.history_)) / 10
 
     def _step(self, frame: MinuteFrame) -> list[Event]:
         lm = self._local_minutes(frame)
@@ -114,7 +120,9 @@ class NightSignal(Detector):
             return
         rhr = s / n / HR_SCALE
         base = self.baseline()
-        self.history_ = np.append(self.history_, np.float32(rhr))
+        keep = max(int(self.max_baseline_nights) - 1, 0)
+        self.history_ = np.append(self.history_[len(self.history_) - keep:] if keep else self.history_[:0],
+                                  np.uint16(min(round(rhr * 10), 65535)))
         if not np.isfinite(base):
             return
         delta = rhr - base
@@ -133,12 +141,12 @@ class NightSignal(Detector):
         if self.yellow_streak_ >= self.consecutive_nights:
             severity = "red" if self.red_streak_ >= self.consecutive_nights else "yellow"
             first = d - self.yellow_streak_ + 1
-            ev = self.episode_.raise_(self.name, self._night_bounds(first)[0], end, severity,
-                                      self._evidence(base, self.recent_))
+            evidence = self._evidence(base, self.recent_)
+            ev = self.episode_.raise_(self.name, self._night_bounds(first)[0], end, severity, evidence)
+            if ev is None:  # one more elevated night: new evidence, reported as an update
+                ev = self.episode_.touch(self.name, end, evidence)
             if ev is not None:
                 events.append(ev)
-            else:
-                self.episode_.extend(end)
 
     def _evidence(self, base: float, nights) -> dict:
         return {

@@ -14,21 +14,27 @@ from typing import Any, ClassVar
 from streams.detectors.base import Detector, Event, MinuteFrame, Samples
 from streams.detectors.cusum import CuSumRHR
 from streams.detectors.heart_rate import HighHeartRateAtRest, LowHeartRateAtRest
+from streams.detectors.illness import CONTRIBUTORS, IllnessEpisode
 from streams.detectors.nightsignal import NightSignal
 from streams.detectors.sleep import SleepDebt
 from streams.detectors.wear import WearGap
 
 DETECTORS: dict[str, type[Detector]] = {
     cls.name: cls
-    for cls in (HighHeartRateAtRest, LowHeartRateAtRest, NightSignal, CuSumRHR, WearGap, SleepDebt)
+    for cls in (HighHeartRateAtRest, LowHeartRateAtRest, NightSignal, CuSumRHR, IllnessEpisode,
+                WearGap, SleepDebt)
 }
+#: What a patient's monitor runs: NightSignal and CuSum only inside the illness episode.
+DEFAULT_DETECTORS = ("hr_high_at_rest", "hr_low_at_rest", "illness_rhr", "wear_gap", "sleep_debt")
 
 # Parameters a clinician may change on a running detector (thresholds, not structure).
 TUNABLE: dict[str, tuple[str, ...]] = {
     "hr_high_at_rest": ("threshold", "duration_min", "red_after_min", "rest_window_min"),
     "hr_low_at_rest": ("threshold", "duration_min", "red_after_min", "rest_window_min"),
     "nightsignal_rhr": ("yellow_delta", "red_delta", "consecutive_nights", "min_samples"),
-    "cusum_rhr": ("yellow_after_hours", "red_after_hours", "null_quantile"),
+    "cusum_rhr": ("yellow_after_hours", "red_after_hours", "null_quantile", "rebaseline_days"),
+    "illness_rhr": ("open_score", "red_score", "close_score", "cusum_weight", "stale_days",
+                    "max_new_per_30d"),
     "wear_gap": ("min_gap_hours", "yellow_gap_hours", "usual_fraction"),
     "sleep_debt": ("short_ratio", "min_deficit_min", "yellow_nights", "red_nights"),
 }
@@ -59,6 +65,10 @@ def _defaults(cls: type[Detector]) -> dict[str, Any]:
 class PatientMonitor(Detector):
     """Every detector of one patient, sharing one event-time buffer.
 
+    ``params`` gives detectors hyperparameters other than their defaults, by name
+    (``{"cusum_rhr": {"rebaseline_days": 5}}``; NightSignal's and CuSum's reach them
+    inside the illness episode): what ``evaluate_detectors --sweep`` varies.
+
     >>> import numpy as np
     >>> from streams.detectors.base import Samples, HEART_RATE
     >>> t = 1_700_000_040_000 + np.arange(30) * 60_000
@@ -70,29 +80,47 @@ class PatientMonitor(Detector):
     name: ClassVar[str] = "monitor"
 
     def __init__(self, detectors: Sequence[str] | None = None, lateness_s: float = 600,
-                 tz_offset_min: int = 0) -> None:
+                 tz_offset_min: int = 0, params: Mapping[str, Mapping[str, Any]] | None = None) -> None:
         self.detectors = detectors
+        self.params = params
         super().__init__(lateness_s, tz_offset_min)
-        names = list(DETECTORS) if detectors is None else list(detectors)
+        names = list(DEFAULT_DETECTORS) if detectors is None else list(detectors)
+        given = {k: dict(v) for k, v in (params or {}).items()}
+        unknown = set(given) - set(DETECTORS)
+        if unknown:
+            raise ValueError(f"unknown detectors in params: {sorted(unknown)}")
+        if "illness_rhr" in names:
+            ill = given.setdefault("illness_rhr", {})
+            for c in CONTRIBUTORS:
+                if c in given and c not in names:
+                    ill[{"nightsignal_rhr": "nightsignal", "cusum_rhr": "cusum"}[c]] = given.pop(c)
         self.children_: list[Detector] = []
         for n in names:
-            child = DETECTORS[n](lateness_s=lateness_s, tz_offset_min=tz_offset_min)
+            child = DETECTORS[n](**given.get(n, {}), lateness_s=lateness_s, tz_offset_min=tz_offset_min)
             child.bins_ = None  # the monitor bins for all of them
             self.children_.append(child)
         self.overrides_: dict[str, dict[str, Any]] = {}
 
-    def child(self, name: str) -> Detector:
+    def all_detectors(self) -> list[Detector]:
+        """The children and, inside the illness episode, its contributors."""
+        out: list[Detector] = []
         for c in self.children_:
+            out.append(c)
+            out.extend(getattr(c, "contributors_", []))
+        return out
+
+    def child(self, name: str) -> Detector:
+        for c in self.all_detectors():
             if c.name == name:
                 return c
         raise KeyError(name)
 
     def apply_overrides(self, overrides: Mapping[str, Mapping[str, Any]]) -> bool:
-        """Make the children's tunable parameters defaults + ``overrides``; True if changed."""
+        """Make the detectors' tunable parameters defaults + ``overrides``; True if changed."""
         wanted = {k: dict(v) for k, v in overrides.items() if v}
         if wanted == self.overrides_:
             return False
-        for c in self.children_:
+        for c in self.all_detectors():
             params = {k: v for k, v in _defaults(type(c)).items() if k in TUNABLE[c.name]}
             params.update(validate_overrides(c.name, wanted.get(c.name, {})))
             c.set_params(**params)
@@ -111,4 +139,4 @@ class PatientMonitor(Detector):
 
     @property
     def late_samples(self) -> int:
-        return self.late_samples_ + sum(c.late_samples_ for c in self.children_)
+        return self.late_samples_ + sum(c.late_samples_ for c in self.all_detectors())

@@ -19,6 +19,7 @@ EPISODE_FOR = {
     "hr_low_at_rest": "high_hr_at_rest",  # its heart rate is mirrored below (see _history)
     "nightsignal_rhr": "elevated_rhr",
     "cusum_rhr": "elevated_rhr",
+    "illness_rhr": "elevated_rhr",
     "wear_gap": "wear_gap",
     "sleep_debt": "short_sleep",
     "monitor": "elevated_rhr",

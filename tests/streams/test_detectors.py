@@ -57,6 +57,28 @@ def test_it_raises_yellow_after_ten_minutes_above_120_at_rest_and_red_after_thir
     assert events[-1].window_end == DAY0 + 35 * MIN
 
 
+def _night_runs(walk_between: bool) -> Samples:
+    """Three 20-minute runs at 130 bpm, 90 minutes apart (more than the cooldown), calm between."""
+    t = DAY0 + np.arange(240) * MIN
+    v = np.where((np.arange(240) % 110) < 20, 130.0, 70.0)
+    parts = [hr(t, v)]
+    if walk_between:  # 15 minutes of walking between the runs
+        w = DAY0 + (np.r_[np.arange(50, 65), np.arange(160, 175)]) * MIN
+        parts.append(Samples.from_arrays(STEPS, w, end=w + MIN, value=np.full(w.size, 80.0)))
+    return Samples.concat(parts)
+
+
+def test_runs_of_one_rest_period_are_one_episode():
+    events = run(HighHeartRateAtRest(lateness_s=0), _night_runs(walk_between=False))
+    assert len({e.window_start for e in events}) == 1
+    assert [e.state for e in events][:3] == ["open", "closed", "update"]
+
+
+def test_activity_between_runs_starts_a_new_episode():
+    events = run(HighHeartRateAtRest(lateness_s=0, cooldown_min=60), _night_runs(walk_between=True))
+    assert len({e.window_start for e in events if e.state == "open"}) == 3
+
+
 def test_nine_minutes_above_the_threshold_is_not_enough():
     t = DAY0 + np.arange(30) * MIN
     assert run(HighHeartRateAtRest(lateness_s=0), hr(t, np.where(np.arange(30) < 9, 150.0, 70.0))) == []
@@ -134,10 +156,12 @@ def test_minutes_with_steps_do_not_count_toward_resting_heart_rate():
     assert events == []
 
 
-def test_a_normal_night_closes_the_episode():
+def test_a_normal_night_closes_the_episode_and_each_further_raised_night_is_an_update():
     events = run(NightSignal(lateness_s=0), nights([0] * 10 + [5, 5, 5, 0]), DAY0 + 14 * DAY)
-    assert [e.state for e in events] == ["open", "closed"]
+    assert [e.state for e in events] == ["open", "update", "closed"]
+    assert events[1].evidence["nights"][-1]["night"] == "2026-01-13"  # the third raised night
     assert events[-1].window_end == DAY0 + 12 * DAY + 7 * HOUR  # the last elevated night
+    assert events[-1].time == DAY0 + 13 * DAY + 7 * HOUR  # closed the morning after
 
 
 def test_the_night_follows_the_patients_time_zone():
@@ -172,10 +196,32 @@ def test_cusum_raises_yellow_after_a_day_of_alarm_and_red_after_48_hours():
     assert events[1].evidence["alarm_hours"] > 48
 
 
-def test_cusum_learns_nothing_from_days_in_alarm():
+def test_cusum_days_in_alarm_stay_out_of_the_baseline_until_the_re_baseline():
     det = CuSumRHR(lateness_s=0)
     run(det, _cusum_days(40, shift_from=34, shift=6))
-    assert det.ring_days_ <= 34
+    assert det.alarm_since_ >= 0  # 6 days in alarm: not yet re-baselined (7)
+    assert bin(det.excluded_).count("1") >= 5  # the alarm days are kept out
+    assert abs(float(np.nanmean(det.mu_)) - 62) < 1  # the baseline is the old level
+
+
+def test_cusum_re_baselines_after_a_lasting_change_and_lets_go():
+    events = run(CuSumRHR(lateness_s=0), _cusum_days(60, shift_from=30, shift=6))
+    states = [(e.state, e.severity) for e in events]
+    assert states[:3] == [("open", "yellow"), ("update", "red"), ("closed", "red")]
+    closed = events[2]
+    assert closed.evidence == {"rebaselined": True, "alarm_days": 7}
+    assert closed.time - closed.window_start <= 8 * DAY  # open 7 days, not weeks
+    assert all(e.state == "closed" for e in events[2:] if e.state != "open") or len(events) <= 5
+
+
+def test_cusum_state_keeps_the_baseline_in_half_bpm_steps_and_derives_the_rest():
+    import pickle
+
+    det = CuSumRHR(lateness_s=0)
+    run(det, _cusum_days(30))
+    twin = pickle.loads(pickle.dumps(det))
+    assert np.array_equal(twin.mu_, det.mu_, equal_nan=True) and twin.threshold_ == det.threshold_
+    assert len(pickle.dumps(det)) < 1500  # with its own minute bins (in a monitor, the monitor bins)
 
 
 # -- wear gaps ----------------------------------------------------------------------------

@@ -154,8 +154,11 @@ def test_every_simulated_episode_raises_its_alert_and_controls_stay_quiet(small_
                                     window_end__gte=ep.start - np.timedelta64(1, "D"),
                                     window_start__lte=ep.end + np.timedelta64(1, "D"))
         assert hits.exists(), f"no alert for {ep.kind} of patient {ep.patient}"
-    evidence = Alert.objects.filter(detector="nightsignal_rhr").first().evidence
-    assert {"baseline_bpm", "nights", "yellow_delta_bpm", "red_delta_bpm"} <= set(evidence)
+    # one illness episode per patient, carrying its contributors' evidence; no per-detector duplicates
+    assert not Alert.objects.filter(detector__in=["nightsignal_rhr", "cusum_rhr"]).exists()
+    evidence = Alert.objects.filter(detector="illness_rhr").first().evidence
+    night = evidence["contributors"]["nightsignal_rhr"]["evidence"]
+    assert {"baseline_bpm", "nights", "yellow_delta_bpm", "red_delta_bpm"} <= set(night)
 
 
 def test_a_clinicians_override_reaches_a_running_worker(kafka_topics, procs):
