@@ -12,7 +12,7 @@ from rest_framework import exceptions, generics, status
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from alerts import queries, states, workflow
+from alerts import quality, queries, states, workflow
 from alerts.models import Alert, AlertAction, AlertNote, DetectorThreshold
 from api import query
 from api.errors import ERR
@@ -24,6 +24,7 @@ from api.serializers import (
     AlertSerializer,
     EscalateSerializer,
     EscalationTargetsSerializer,
+    QualitySerializer,
     ReasonSerializer,
     ResolveSerializer,
     SnoozeSerializer,
@@ -54,6 +55,10 @@ QUEUE_PARAMS = [
                      description="changed at or after (for polling clients)"),
     OpenApiParameter("include_quieted", bool,
                      description="also show non-red alerts from detectors the patient quieted"),
+    OpenApiParameter("q", str, description="patients whose name contains this (at most 60 characters)"),
+    OpenApiParameter("sort", str, enum=list(queries.SORTS),
+                     description="urgent (default): red first, then yellow, newest raised first; "
+                                 "oldest/newest: by the window's start; patient: by name"),
 ]
 
 
@@ -110,6 +115,8 @@ def queue_filter(params) -> queries.QueueFilter:
         since=query.instant(params.get("since"), "since"),
         updated_since=query.instant(params.get("updated_since"), "updated_since"),
         include_quieted=query.boolean(params.get("include_quieted"), "include_quieted"),
+        search=params.get("q", "") or "",
+        sort=params.get("sort") or "urgent",
     )
 
 
@@ -125,6 +132,16 @@ def _detail(request, alert: Alert) -> dict:
              .annotate(is_quieted=queries.quieted_q()).get(pk=alert.pk))
     ctx = {"request": request, "contexts": coaching_context.contexts_for([alert])}
     return AlertDetailSerializer(alert, context=ctx).data
+
+
+class AlertQualityView(APIView):
+    @extend_schema(responses={200: QualitySerializer, **ERR},
+                   description="Alert quality for each of the clinician's care teams and each "
+                               "detector, over the last 30 and 90 days: alert-days per "
+                               "patient-month, and the share of alerts resolved as not actionable.")
+    def get(self, request):
+        clinician = require_clinician(request)
+        return Response(QualitySerializer(quality.quality(clinician.teams.order_by("name"))).data)
 
 
 class AlertDetailView(APIView):
@@ -209,7 +226,7 @@ class ResolveView(_ActionView):
         return super().post(request, alert_id)
 
     def perform(self, request, alert, data):
-        workflow.resolve(alert, request.user, data["reason"])
+        workflow.resolve(alert, request.user, data["reason"], data.get("verdict", ""))
 
 
 class NoteView(APIView):
@@ -338,7 +355,8 @@ class ThresholdDetailView(APIView):
         body = ThresholdWriteSerializer(data=request.data)
         body.is_valid(raise_exception=True)
         overrides = check_overrides(detector, body.validated_data["params"])
-        row = workflow.set_thresholds(patient, detector, overrides, request.user)
+        row = workflow.set_thresholds(patient, detector, overrides, request.user,
+                                      body.validated_data.get("reason", ""))
         return Response(ThresholdSerializer(row).data)
 
     @extend_schema(request=None, responses={204: None, **ERR},
