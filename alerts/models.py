@@ -76,7 +76,7 @@ class Alert(models.Model):
     )
     resolution_reason = models.CharField(max_length=300, blank=True)
     verdict = models.CharField(
-        max_length=16, choices=_choices(states.VERDICTS), blank=True,
+        max_length=16, choices=_choices(states.VERDICTS), blank=True, default="", db_default="",
         help_text="the resolving clinician's judgement: actionable, not actionable or unsure"
     )
     event_seq = models.PositiveIntegerField(

@@ -288,11 +288,21 @@ def timeline(patient_id: int, since=None, until=None, limit: int = 100) -> list[
         events.append({"at": a.opened_at, "kind": "alert", "id": a.pk, "detector": a.detector,
                        "severity": a.severity, "status": a.status})
     for x in _between(AlertAction.objects.filter(alert__patient_id=patient_id)
-                      .select_related("actor__clinician", "alert"), "at", since, until)[:limit]:
+                      .select_related("actor__clinician", "alert", "escalated_to_clinician",
+                                      "escalated_to_team"), "at", since, until)[:limit]:
         who = getattr(x.actor, "clinician", None)
+        to = (x.escalated_to_clinician.display_name if x.escalated_to_clinician
+              else f"team {x.escalated_to_team.name}" if x.escalated_to_team else None)
         events.append({"at": x.at, "kind": f"alert_{x.action}", "alert": x.alert_id,
                        "detector": x.alert.detector, "by": who.display_name if who else None,
-                       "to_status": x.to_status, "reason": x.reason})
+                       "to": to, "to_status": x.to_status, "reason": x.reason,
+                       "verdict": x.verdict or None})
+    for h in _between(DetectorThreshold.history.filter(patient_id=patient_id)
+                      .select_related("history_user__clinician"), "history_date", since, until)[:limit]:
+        who = getattr(h.history_user, "clinician", None) if h.history_user else None
+        events.append({"at": h.history_date, "kind": "thresholds_changed", "detector": h.detector,
+                       "params": None if h.history_type == "-" else h.params,
+                       "by": who.display_name if who else None, "reason": h.history_change_reason or ""})
     for n in _between(AlertNote.objects.filter(alert__patient_id=patient_id)
                       .select_related("author__clinician"), "at", since, until)[:limit]:
         who = getattr(n.author, "clinician", None)
