@@ -3,7 +3,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 PIP := $(VENV)/bin/pip
 
-.PHONY: install run test bench lint browser clean
+.PHONY: install run test bench lint browser screenshots clean
 
 install: $(VENV)/.installed
 
@@ -26,6 +26,10 @@ run: install
 
 test: install browser
 	$(PY) -m pytest $(PYTEST_ARGS)
+
+# The browser tests save their screenshots in a temporary folder; this refreshes docs/screenshots/.
+screenshots: install browser
+	SCREENSHOTS_DIR=$(CURDIR)/docs/screenshots $(PY) -m pytest tests/dashboard -q -m browser
 
 bench: install
 	$(PY) -m bench.ingest --json

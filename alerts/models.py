@@ -33,7 +33,7 @@ def active_q(at: datetime | None = None, prefix: str = "") -> models.Q:
 
 
 def _choices(values: tuple[str, ...]) -> list[tuple[str, str]]:
-    return [(v, v) for v in values]
+    return [(v, v.replace("_", " ")) for v in values]
 
 
 class Alert(models.Model):

@@ -29,7 +29,8 @@ LABELS = {
     "usual_hours_missed": "Usual wear hours missed", "usual_hours_of_day": "Usual wear hours (of day)",
     "debt_hours": "Sleep missed", "short_nights_in_a_row": "Short nights in a row",
     "short_below_min": "Short below", "minutes": "Lasted", "required_minutes": "Needed",
-    "alarm_hours": "Rise has lasted", "nights": "Per night",
+    "alarm_hours": "Rise has lasted", "nights": "Per night", "baseline_nights": "Usual taken over",
+    "baseline_days": "Usual taken over", "window": "Night hours",
 }
 #: The keys that hold a signal's value, in order of preference (for the sparkline).
 SIGNAL_KEYS = ("resting_hr_bpm", "hour_resting_hr_bpm", "sleep_min", "value", "peak_bpm",
@@ -98,7 +99,10 @@ def fields(evidence: Any) -> list[Field]:
     if not isinstance(evidence, Mapping):
         return []
     out = []
-    for key, value in evidence.items():
+    # single values first, then per-night lists, then contributors (PostgreSQL's jsonb
+    # does not keep the detector's key order)
+    order = sorted(evidence.items(), key=lambda kv: isinstance(kv[1], list) + 2 * isinstance(kv[1], Mapping))
+    for key, value in order:
         key = str(key)
         f = Field(key, label_of(key))
         if isinstance(value, Mapping):
@@ -116,8 +120,8 @@ def _list_items(key: str, values: list) -> list[tuple[str, str]]:
     for i, v in enumerate(values[-LIST_SHOWN:]):
         if isinstance(v, Mapping):
             day = _day(v) or str(i + 1)
-            parts = [f"{show(k, x)}" if k in SIGNAL_KEYS else f"{show(k, x)} {label_of(k)}"
-                     for k, x in v.items() if k not in DAY_KEYS]
+            keys = sorted((k for k in v if k not in DAY_KEYS), key=lambda k: k not in SIGNAL_KEYS)
+            parts = [show(k, v[k]) if k in SIGNAL_KEYS else f"{show(k, v[k])} {label_of(k)}" for k in keys]
             items.append((day, ", ".join(parts)))
         else:
             items.append(("", show(key, v)))

@@ -8,6 +8,7 @@ from __future__ import annotations
 import os
 import shutil
 from datetime import timedelta
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -26,6 +27,16 @@ ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-net
         "--disable-component-update", "--disable-sync", "--no-first-run"]
 
 requires_chromium = pytest.mark.skipif(not HAVE_CHROMIUM, reason=f"Chromium is not installed at {CHROMIUM} (run `make browser`)")
+
+
+@pytest.fixture(scope="session")
+def shots(tmp_path_factory) -> Path:
+    """Where the browser tests save screenshots: a temporary folder, or the folder named
+    by SCREENSHOTS_DIR (``make screenshots`` points it at docs/screenshots)."""
+    wanted = os.environ.get("SCREENSHOTS_DIR")
+    folder = Path(wanted) if wanted else tmp_path_factory.mktemp("screenshots")
+    folder.mkdir(parents=True, exist_ok=True)
+    return folder
 
 
 @pytest.fixture(scope="session")

@@ -1,10 +1,10 @@
 """The care-team dashboard in headless Chromium: sign in, watch the queue fill by itself,
-acknowledge an alert, open the patient page with its charts. Screenshots go to docs/."""
+acknowledge an alert, open the patient page with its charts. Screenshots go to a
+temporary folder (``make screenshots`` refreshes docs/screenshots/)."""
 
 from __future__ import annotations
 
 import re
-from pathlib import Path
 
 import pytest
 
@@ -12,8 +12,6 @@ from alerts.models import Alert, AlertAction
 from coaching.models import Recommendation
 from tests.api.factories import PASSWORD, make_alert
 from tests.dashboard.conftest import requires_chromium
-
-SHOTS = Path(__file__).resolve().parents[2] / "docs" / "screenshots"
 
 pytestmark = [pytest.mark.browser, requires_chromium]
 
@@ -27,11 +25,10 @@ def sign_in(page, base: str, username: str) -> None:
 
 
 def test_a_clinician_signs_in_sees_new_alerts_arrive_acknowledges_one_and_opens_the_patient_page(
-        live_server, live_world, page):
+        live_server, live_world, page, shots):
     w = live_world
-    SHOTS.mkdir(parents=True, exist_ok=True)
     page.goto(f"{live_server.url}/dashboard/")
-    page.screenshot(path=str(SHOTS / "login.png"))
+    page.screenshot(path=str(shots / "login.png"))
     sign_in(page, live_server.url, "alice")
     page.wait_for_selector(f"#alert-{w.red.pk}")
     assert page.locator("#queue-rows tr[data-alert]").count() == 2
@@ -40,7 +37,7 @@ def test_a_clinician_signs_in_sees_new_alerts_arrive_acknowledges_one_and_opens_
     # A detector raises an alert: the queue shows it without a reload.
     fresh = make_alert(w.pat2, "sleep_debt", "yellow", 2)
     page.wait_for_selector(f"#alert-{fresh.pk}", timeout=10_000)
-    page.screenshot(path=str(SHOTS / "queue.png"), full_page=True)
+    page.screenshot(path=str(shots / "queue.png"), full_page=True)
 
     # Acknowledge the red alert in place (htmx swaps the row).
     page.click(f"#alert-{w.red.pk} button[data-action=acknowledge]")
@@ -49,7 +46,7 @@ def test_a_clinician_signs_in_sees_new_alerts_arrive_acknowledges_one_and_opens_
     assert Alert.objects.get(pk=w.red.pk).status == "acknowledged"
 
     # The patient page draws its charts from the chart endpoint.
-    page.click(f"#alert-{w.red.pk} td:nth-child(2) a")
+    page.click(f"#alert-{w.red.pk} td.what a.patient")
     page.wait_for_selector("#charts[data-ready='1']")
     assert int(page.get_attribute("#charts", "data-points")) >= 29 * 24
     assert int(page.get_attribute("#charts", "data-alerts")) == 2
@@ -57,7 +54,7 @@ def test_a_clinician_signs_in_sees_new_alerts_arrive_acknowledges_one_and_opens_
     assert page.locator("#chart-sleep canvas").count() == 1 and page.locator("#chart-steps canvas").count() == 1
     legend = page.inner_text("#chart-hr")
     assert "resting" in legend and "baseline" in legend
-    page.screenshot(path=str(SHOTS / "patient.png"), full_page=True)
+    page.screenshot(path=str(shots / "patient.png"), full_page=True)
 
 
 def test_a_clinician_resolves_an_alert_with_a_reason_and_adds_a_note_from_the_patient_page(
@@ -72,6 +69,7 @@ def test_a_clinician_resolves_an_alert_with_a_reason_and_adds_a_note_from_the_pa
     card.locator("form[action$='/note'] button").click()
     page.wait_for_selector(f"article#alert-{w.yellow.pk} li.note")
     card = page.locator(f"article#alert-{w.yellow.pk}")
+    card.locator("form[action$='/resolve'] input[value=actionable]").check()  # resolving asks (issue 12)
     card.locator("form[action$='/resolve'] input[name=reason]").fill("rest after exercise")
     card.locator("form[action$='/resolve'] button").click()
     page.wait_for_selector(f"article#alert-{w.yellow.pk}.st-resolved")
@@ -80,7 +78,7 @@ def test_a_clinician_resolves_an_alert_with_a_reason_and_adds_a_note_from_the_pa
     assert "Phoned: feeling fine." in page.inner_text(f"article#alert-{w.yellow.pk}")
 
 
-def test_the_patient_list_shows_status_and_leaves_out_other_teams_patients(live_server, live_world, page):
+def test_the_patient_list_shows_status_and_leaves_out_other_teams_patients(live_server, live_world, page, shots):
     sign_in(page, live_server.url, "alice")
     page.wait_for_selector("#queue-rows")
     page.goto(f"{live_server.url}/dashboard/patients/")
@@ -88,10 +86,11 @@ def test_the_patient_list_shows_status_and_leaves_out_other_teams_patients(live_
     text = page.inner_text("table.patients")
     assert rows.count() == 2 and "Pat Example" in text and "Other Team Patient" not in text
     assert re.search(r"red\s+Pat Example", text)
-    page.screenshot(path=str(SHOTS / "patients.png"), full_page=True)
+    page.screenshot(path=str(shots / "patients.png"), full_page=True)
 
 
-def test_a_patient_is_refused_the_dashboard_but_reads_their_advice_through_the_api(live_server, live_world, page):
+def test_a_patient_is_refused_the_dashboard_but_reads_their_advice_through_the_api(live_server, live_world, page,
+                                                                                    shots):
     w = live_world
     sign_in(page, live_server.url, "pat")
     page.wait_for_load_state()
@@ -102,6 +101,6 @@ def test_a_patient_is_refused_the_dashboard_but_reads_their_advice_through_the_a
     active = Recommendation.objects.filter(patient=w.pat, status="active")
     assert active.count() >= 2
     assert all(r.title in text for r in active) and "not a diagnosis" in text and '"guideline"' in text
-    page.screenshot(path=str(SHOTS / "patient_advice_api.png"), full_page=True)
+    page.screenshot(path=str(shots / "patient_advice_api.png"), full_page=True)
     page.goto(f"{live_server.url}/api/v1/patients/{w.pat2.pk}/recommendations")
     assert w.pat2.display_name not in page.content() and "no access" in page.content()

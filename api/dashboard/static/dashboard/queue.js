@@ -69,7 +69,8 @@
     });
     if (count) count.textContent = `(${picked.size})`;
   });
-  // htmx swaps rows in (the poll, a filter change, an action on one row)
-  document.body.addEventListener("htmx:afterSettle", restore);
+  // htmx swaps rows in (the poll, a filter change, an action on one row): put the
+  // choices back as soon as the new rows are in the document
+  new MutationObserver(restore).observe(rows, { childList: true, subtree: true });
   restore();
 })();
