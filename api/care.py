@@ -12,7 +12,7 @@ from rest_framework import exceptions, generics, status
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from alerts import quality, queries, states, workflow
+from alerts import presentation, quality, queries, states, workflow
 from alerts.models import Alert, AlertAction, AlertNote, DetectorThreshold
 from api import query
 from api.errors import ERR
@@ -93,13 +93,13 @@ def alert_row(a: Alert, contexts: dict, names: dict[int, str]) -> dict:
     assigned = names.get(a.assigned_to_id) if a.assigned_to_id is not None else None
     return {
         "id": a.pk, "patient": a.patient_id, "patient_name": a.patient.display_name,
-        "detector": a.detector, "severity": a.severity, "status": a.status,
+        "title": presentation.title(a.detector, a.evidence), "detector": a.detector, "severity": a.severity, "status": a.status,
         "window_start": _iso(a.window_start), "window_end": _iso(a.window_end),
         "evidence": a.evidence, "signal_closed": a.signal_closed,
         "opened_at": _iso(a.opened_at), "updated_at": _iso(a.updated_at),
         "snoozed_until": _iso(a.snoozed_until), "assigned_to": assigned,
         "resolution_reason": a.resolution_reason, "context": contexts.get(a.pk, []),
-        "quieted": bool(getattr(a, "is_quieted", False)),
+        "quieted": bool(getattr(a, "is_quieted", False)), "verdict": a.verdict,
     }
 
 

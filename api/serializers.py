@@ -8,7 +8,7 @@ from datetime import timedelta
 from django.utils import timezone
 from rest_framework import serializers
 
-from alerts import states
+from alerts import presentation, states
 from alerts.models import Alert, AlertAction, AlertNote, DetectorThreshold
 from care.models import CareTeam, Consent, Device, Patient
 from coaching.models import CONTEXT_TAGS, ContextReport, Recommendation
@@ -195,13 +195,18 @@ class AlertSerializer(serializers.ModelSerializer):
     assigned_to = serializers.SerializerMethodField()
     context = serializers.SerializerMethodField()
     quieted = serializers.SerializerMethodField()
+    title = serializers.SerializerMethodField(help_text="the alert in plain language "
+                                              "(alerts.presentation.title)")
 
     class Meta:
         model = Alert
-        fields = ["id", "patient", "patient_name", "detector", "severity", "status",
+        fields = ["id", "patient", "patient_name", "title", "detector", "severity", "status",
                   "window_start", "window_end", "evidence", "signal_closed", "opened_at",
                   "updated_at", "snoozed_until", "assigned_to", "resolution_reason",
-                  "context", "quieted"]
+                  "context", "quieted", "verdict"]
+
+    def get_title(self, obj) -> str:
+        return presentation.title(obj.detector, obj.evidence)
 
     def get_assigned_to(self, obj) -> str | None:
         user = obj.assigned_to
