@@ -262,7 +262,8 @@ class AlertDetailSerializer(AlertSerializer):
     notes = AlertNoteSerializer(many=True, read_only=True)
 
     class Meta(AlertSerializer.Meta):
-        fields = [*AlertSerializer.Meta.fields, "actions", "notes"]
+        fields = [*AlertSerializer.Meta.fields, "raise_evidence", "latest_evidence", "latest_severity",
+                  "actions", "notes"]
 
 
 class SnoozeSerializer(serializers.Serializer):
