@@ -39,6 +39,7 @@ run: install
 test: install browser
 	$(PY) -m pytest $(PYTEST_ARGS)
 
+
 bench: install
 	$(PY) -m bench.ingest --json
 

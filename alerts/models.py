@@ -12,6 +12,7 @@ from datetime import datetime
 from django.conf import settings
 from django.db import models
 from django.utils import timezone
+from simple_history.models import HistoricalRecords
 
 from alerts import states
 from care.models import CareTeam, Clinician, Patient
@@ -32,7 +33,7 @@ def active_q(at: datetime | None = None, prefix: str = "") -> models.Q:
 
 
 def _choices(values: tuple[str, ...]) -> list[tuple[str, str]]:
-    return [(v, v) for v in values]
+    return [(v, v.replace("_", " ")) for v in values]
 
 
 class Alert(models.Model):
@@ -74,6 +75,10 @@ class Alert(models.Model):
         related_name="+",
     )
     resolution_reason = models.CharField(max_length=300, blank=True)
+    verdict = models.CharField(
+        max_length=16, choices=_choices(states.VERDICTS), blank=True, default="", db_default="",
+        help_text="the resolving clinician's judgement: actionable, not actionable or unsure"
+    )
     event_seq = models.PositiveIntegerField(
         default=0, help_text="the detector's change counter for this episode (alerts.v1 seq): "
         "the sink applies a change only if it is newer"
@@ -120,6 +125,7 @@ class AlertAction(models.Model):
         CareTeam, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
     )
     reason = models.CharField(max_length=300, blank=True)
+    verdict = models.CharField(max_length=16, choices=_choices(states.VERDICTS), blank=True)
 
     class Meta:
         db_table = "alerts_alertaction"
@@ -144,7 +150,9 @@ class AlertNote(models.Model):
 
 
 class DetectorThreshold(models.Model):
-    """A clinician's per-patient override of a detector's parameters."""
+    """A clinician's (or the verdict feedback's) per-patient override of a detector's
+    parameters. Every change is kept with before and after, who and why, in
+    ``history`` (django-simple-history: the one change-history mechanism)."""
 
     patient = models.ForeignKey(
         Patient, on_delete=models.CASCADE, related_name="detector_thresholds"
@@ -155,6 +163,7 @@ class DetectorThreshold(models.Model):
         settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL, related_name="+"
     )
     updated_at = models.DateTimeField(default=timezone.now)
+    history = HistoricalRecords(table_name="alerts_detectorthreshold_history")
 
     class Meta:
         db_table = "alerts_detectorthreshold"

@@ -21,6 +21,11 @@ SEVERITY_RANK = Case(When(severity=states.RED, then=Value(0)),
                      When(severity=states.YELLOW, then=Value(1)),
                      default=Value(2), output_field=IntegerField())
 ASSIGNED = ("me", "anyone", "nobody")
+#: How the queue can be ordered: most urgent first (severity, then newest raised), or
+#: by when the problem began (oldest or newest window start), or by patient.
+SORTS = ("urgent", "oldest", "newest", "patient")
+_ORDER = {"urgent": ("rank", "-opened_at", "-id"), "oldest": ("window_start", "id"),
+          "newest": ("-window_start", "-id"), "patient": ("patient__display_name", "rank", "-window_start")}
 
 
 def _one_of(values) -> str:
@@ -79,8 +84,14 @@ class QueueFilter:
     since: datetime | None = None
     updated_since: datetime | None = None
     include_quieted: bool = False
+    search: str = ""
+    sort: str = "urgent"
 
     def __post_init__(self) -> None:
+        if self.sort not in SORTS:
+            raise InvalidInput("sort", _one_of(SORTS))
+        if len(self.search) > 60:
+            raise InvalidInput("q", "at most 60 characters")
         if self.status not in states.STATUS_FILTERS:
             raise InvalidInput("status", _one_of(states.STATUS_FILTERS))
         if self.severity is not None and self.severity not in states.SEVERITIES:
@@ -90,8 +101,8 @@ class QueueFilter:
 
 
 def queue(user, f: QueueFilter = QueueFilter()) -> QuerySet[Alert]:
-    """The queue for a clinician: red first, then yellow, newest first; non-red alerts of
-    quieted detectors hidden unless asked for."""
+    """The queue for a clinician: by default red first, then yellow, the most recently
+    raised (opened) first; non-red alerts of quieted detectors hidden unless asked for."""
     qs = by_status(readable_alerts(user).select_related("patient"), f.status)
     if f.severity:
         qs = qs.filter(severity=f.severity)
@@ -99,6 +110,8 @@ def queue(user, f: QueueFilter = QueueFilter()) -> QuerySet[Alert]:
         qs = qs.filter(detector=f.detector[:48])
     if f.patient:
         qs = qs.filter(patient_id=f.patient)
+    if f.search.strip():
+        qs = qs.filter(patient__display_name__icontains=f.search.strip())
     if f.team:
         qs = qs.filter(patient__assignment__team_id=f.team)
     if f.assigned == "me":
@@ -112,7 +125,7 @@ def queue(user, f: QueueFilter = QueueFilter()) -> QuerySet[Alert]:
     qs = qs.annotate(is_quieted=quieted_q())
     if not f.include_quieted:
         qs = qs.filter(Q(is_quieted=False) | Q(severity=states.RED))
-    return qs.annotate(rank=SEVERITY_RANK).order_by("rank", "-opened_at", "-id")
+    return qs.annotate(rank=SEVERITY_RANK).order_by(*_ORDER[f.sort])
 
 
 def assignee_names(user_ids) -> dict[int, str]:

@@ -19,6 +19,9 @@ STATUSES = (OPEN, ACKNOWLEDGED, SNOOZED, ESCALATED, RESOLVED)
 ATTENTION = (OPEN, ACKNOWLEDGED, ESCALATED)
 #: Statuses a clinician set the alert aside with: a rise in severity re-opens them.
 SET_ASIDE = (ACKNOWLEDGED, SNOOZED, RESOLVED)
+#: A resolving clinician's verdict on an alert (the feedback loop reads them).
+ACTIONABLE, NOT_ACTIONABLE, UNSURE = "actionable", "not_actionable", "unsure"
+VERDICTS = (ACTIONABLE, NOT_ACTIONABLE, UNSURE)
 #: What a status filter (API, dashboard) accepts besides one status.
 ACTIVE, ALL = "active", "all"
 STATUS_FILTERS = (ACTIVE, *STATUSES, ALL)

@@ -12,7 +12,7 @@ from rest_framework import exceptions, generics, status
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from alerts import queries, states, workflow
+from alerts import presentation, quality, queries, states, workflow
 from alerts.models import Alert, AlertAction, AlertNote, DetectorThreshold
 from api import query
 from api.errors import ERR
@@ -24,6 +24,7 @@ from api.serializers import (
     AlertSerializer,
     EscalateSerializer,
     EscalationTargetsSerializer,
+    QualitySerializer,
     ReasonSerializer,
     ResolveSerializer,
     SnoozeSerializer,
@@ -54,6 +55,10 @@ QUEUE_PARAMS = [
                      description="changed at or after (for polling clients)"),
     OpenApiParameter("include_quieted", bool,
                      description="also show non-red alerts from detectors the patient quieted"),
+    OpenApiParameter("q", str, description="patients whose name contains this (at most 60 characters)"),
+    OpenApiParameter("sort", str, enum=list(queries.SORTS),
+                     description="urgent (default): red first, then yellow, newest raised first; "
+                                 "oldest/newest: by the window's start; patient: by name"),
 ]
 
 
@@ -88,13 +93,13 @@ def alert_row(a: Alert, contexts: dict, names: dict[int, str]) -> dict:
     assigned = names.get(a.assigned_to_id) if a.assigned_to_id is not None else None
     return {
         "id": a.pk, "patient": a.patient_id, "patient_name": a.patient.display_name,
-        "detector": a.detector, "severity": a.severity, "status": a.status,
+        "title": presentation.title(a.detector, a.evidence), "detector": a.detector, "severity": a.severity, "status": a.status,
         "window_start": _iso(a.window_start), "window_end": _iso(a.window_end),
         "evidence": a.evidence, "signal_closed": a.signal_closed,
         "opened_at": _iso(a.opened_at), "updated_at": _iso(a.updated_at),
         "snoozed_until": _iso(a.snoozed_until), "assigned_to": assigned,
         "resolution_reason": a.resolution_reason, "context": contexts.get(a.pk, []),
-        "quieted": bool(getattr(a, "is_quieted", False)),
+        "quieted": bool(getattr(a, "is_quieted", False)), "verdict": a.verdict,
     }
 
 
@@ -110,6 +115,8 @@ def queue_filter(params) -> queries.QueueFilter:
         since=query.instant(params.get("since"), "since"),
         updated_since=query.instant(params.get("updated_since"), "updated_since"),
         include_quieted=query.boolean(params.get("include_quieted"), "include_quieted"),
+        search=params.get("q", "") or "",
+        sort=params.get("sort") or "urgent",
     )
 
 
@@ -125,6 +132,16 @@ def _detail(request, alert: Alert) -> dict:
              .annotate(is_quieted=queries.quieted_q()).get(pk=alert.pk))
     ctx = {"request": request, "contexts": coaching_context.contexts_for([alert])}
     return AlertDetailSerializer(alert, context=ctx).data
+
+
+class AlertQualityView(APIView):
+    @extend_schema(responses={200: QualitySerializer, **ERR},
+                   description="Alert quality for each of the clinician's care teams and each "
+                               "detector, over the last 30 and 90 days: alert-days per "
+                               "patient-month, and the share of alerts resolved as not actionable.")
+    def get(self, request):
+        clinician = require_clinician(request)
+        return Response(QualitySerializer(quality.quality(clinician.teams.order_by("name"))).data)
 
 
 class AlertDetailView(APIView):
@@ -209,7 +226,7 @@ class ResolveView(_ActionView):
         return super().post(request, alert_id)
 
     def perform(self, request, alert, data):
-        workflow.resolve(alert, request.user, data["reason"])
+        workflow.resolve(alert, request.user, data["reason"], data.get("verdict", ""))
 
 
 class NoteView(APIView):
@@ -271,11 +288,21 @@ def timeline(patient_id: int, since=None, until=None, limit: int = 100) -> list[
         events.append({"at": a.opened_at, "kind": "alert", "id": a.pk, "detector": a.detector,
                        "severity": a.severity, "status": a.status})
     for x in _between(AlertAction.objects.filter(alert__patient_id=patient_id)
-                      .select_related("actor__clinician", "alert"), "at", since, until)[:limit]:
+                      .select_related("actor__clinician", "alert", "escalated_to_clinician",
+                                      "escalated_to_team"), "at", since, until)[:limit]:
         who = getattr(x.actor, "clinician", None)
+        to = (x.escalated_to_clinician.display_name if x.escalated_to_clinician
+              else f"team {x.escalated_to_team.name}" if x.escalated_to_team else None)
         events.append({"at": x.at, "kind": f"alert_{x.action}", "alert": x.alert_id,
                        "detector": x.alert.detector, "by": who.display_name if who else None,
-                       "to_status": x.to_status, "reason": x.reason})
+                       "to": to, "to_status": x.to_status, "reason": x.reason,
+                       "verdict": x.verdict or None})
+    for h in _between(DetectorThreshold.history.filter(patient_id=patient_id)
+                      .select_related("history_user__clinician"), "history_date", since, until)[:limit]:
+        who = getattr(h.history_user, "clinician", None) if h.history_user else None
+        events.append({"at": h.history_date, "kind": "thresholds_changed", "detector": h.detector,
+                       "params": None if h.history_type == "-" else h.params,
+                       "by": who.display_name if who else None, "reason": h.history_change_reason or ""})
     for n in _between(AlertNote.objects.filter(alert__patient_id=patient_id)
                       .select_related("author__clinician"), "at", since, until)[:limit]:
         who = getattr(n.author, "clinician", None)
@@ -338,7 +365,8 @@ class ThresholdDetailView(APIView):
         body = ThresholdWriteSerializer(data=request.data)
         body.is_valid(raise_exception=True)
         overrides = check_overrides(detector, body.validated_data["params"])
-        row = workflow.set_thresholds(patient, detector, overrides, request.user)
+        row = workflow.set_thresholds(patient, detector, overrides, request.user,
+                                      body.validated_data.get("reason", ""))
         return Response(ThresholdSerializer(row).data)
 
     @extend_schema(request=None, responses={204: None, **ERR},

@@ -8,6 +8,7 @@ from datetime import timedelta
 from django.utils import timezone
 from rest_framework import serializers
 
+from alerts import presentation, states
 from alerts.models import Alert, AlertAction, AlertNote, DetectorThreshold
 from care.models import CareTeam, Consent, Device, Patient
 from coaching.models import CONTEXT_TAGS, ContextReport, Recommendation
@@ -194,13 +195,18 @@ class AlertSerializer(serializers.ModelSerializer):
     assigned_to = serializers.SerializerMethodField()
     context = serializers.SerializerMethodField()
     quieted = serializers.SerializerMethodField()
+    title = serializers.SerializerMethodField(help_text="the alert in plain language "
+                                              "(alerts.presentation.title)")
 
     class Meta:
         model = Alert
-        fields = ["id", "patient", "patient_name", "detector", "severity", "status",
+        fields = ["id", "patient", "patient_name", "title", "detector", "severity", "status",
                   "window_start", "window_end", "evidence", "signal_closed", "opened_at",
                   "updated_at", "snoozed_until", "assigned_to", "resolution_reason",
-                  "context", "quieted"]
+                  "context", "quieted", "verdict"]
+
+    def get_title(self, obj) -> str:
+        return presentation.title(obj.detector, obj.evidence)
 
     def get_assigned_to(self, obj) -> str | None:
         user = obj.assigned_to
@@ -226,7 +232,7 @@ class AlertActionSerializer(serializers.ModelSerializer):
     class Meta:
         model = AlertAction
         fields = ["id", "action", "at", "actor", "from_status", "to_status", "snoozed_until",
-                  "escalated_to_clinician", "escalated_to_team", "reason"]
+                  "escalated_to_clinician", "escalated_to_team", "reason", "verdict"]
 
     def get_actor(self, obj) -> str | None:
         if obj.actor is None:
@@ -256,7 +262,8 @@ class AlertDetailSerializer(AlertSerializer):
     notes = AlertNoteSerializer(many=True, read_only=True)
 
     class Meta(AlertSerializer.Meta):
-        fields = [*AlertSerializer.Meta.fields, "actions", "notes"]
+        fields = [*AlertSerializer.Meta.fields, "raise_evidence", "latest_evidence", "latest_severity",
+                  "actions", "notes"]
 
 
 class SnoozeSerializer(serializers.Serializer):
@@ -278,6 +285,10 @@ class EscalateSerializer(serializers.Serializer):
 
 class ResolveSerializer(serializers.Serializer):
     reason = serializers.CharField(min_length=3, max_length=300)
+    verdict = serializers.ChoiceField(
+        choices=list(states.VERDICTS), required=False, allow_blank=True, default="",
+        help_text="was the alert actionable? repeated not_actionable verdicts raise this "
+                  "patient's threshold for the detector, within bounds")
 
 
 class ReasonSerializer(serializers.Serializer):
@@ -304,6 +315,8 @@ class ThresholdSerializer(serializers.ModelSerializer):
 
 
 class ThresholdWriteSerializer(serializers.Serializer):
+    reason = serializers.CharField(max_length=300, required=False, allow_blank=True, default="",
+                                   help_text="why (kept in the threshold history)")
     params = serializers.DictField(
         child=serializers.JSONField(), allow_empty=False,
         help_text="detector parameters: names to numbers or booleans (at most 20)")
@@ -321,3 +334,28 @@ class ThresholdWriteSerializer(serializers.Serializer):
             if abs(v) > 1e6:
                 raise serializers.ValidationError(f"{key}: out of range")
         return value
+
+
+class QualityTeamSerializer(serializers.Serializer):
+    id = serializers.IntegerField()
+    name = serializers.CharField()
+
+
+class QualityRowSerializer(serializers.Serializer):
+    team = QualityTeamSerializer()
+    detector = serializers.CharField(allow_null=True, help_text="null: all detectors together")
+    days = serializers.IntegerField(help_text="the period: the last 30 or 90 days")
+    patients = serializers.IntegerField(help_text="the team's consenting patients")
+    patient_months = serializers.FloatField()
+    alerts = serializers.IntegerField()
+    alert_days = serializers.IntegerField(help_text="patient-days with an alert of this detector open")
+    alert_days_per_patient_month = serializers.FloatField(allow_null=True)
+    judged = serializers.IntegerField(help_text="alerts resolved in the period with a verdict")
+    not_actionable = serializers.IntegerField()
+    not_actionable_share = serializers.FloatField(allow_null=True)
+
+
+class QualitySerializer(serializers.Serializer):
+    at = serializers.DateTimeField()
+    periods = serializers.ListField(child=serializers.IntegerField())
+    rows = QualityRowSerializer(many=True)

@@ -40,6 +40,7 @@ urlpatterns = [
          name="patient-fhir-observations"),
     # the care team's alert queue
     path("alerts", care.AlertQueueView.as_view(), name="alerts"),
+    path("alerts/quality", care.AlertQualityView.as_view(), name="alert-quality"),
     path("alerts/<int:alert_id>", care.AlertDetailView.as_view(), name="alert"),
     path("alerts/<int:alert_id>/acknowledge", care.AcknowledgeView.as_view(), name="alert-acknowledge"),
     path("alerts/<int:alert_id>/snooze", care.SnoozeView.as_view(), name="alert-snooze"),

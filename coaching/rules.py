@@ -320,6 +320,7 @@ DETECTOR_WORDS = {
     "hr_low_at_rest": "a low heart rate while at rest",
     "nightsignal_rhr": "a rise in your night-time resting heart rate",
     "cusum_rhr": "a lasting shift in your resting heart rate",
+    "illness_rhr": "a rise in your resting heart rate over several nights",
     "wear_gap": "a gap in the data from your device",
     "sleep_debt": "several short nights of sleep",
 }

@@ -26,6 +26,7 @@ INSTALLED_APPS = [
     "rest_framework",
     "rest_framework.authtoken",
     "drf_spectacular",
+    "simple_history",
     # the layers, lowest first (lib is a plain package, not an app)
     "care",
     "alerts",

@@ -84,7 +84,7 @@ def create_app(*, thresholds: ThresholdCache | None = None) -> faust.App:
             out = processor.process(batch, table.get)
             # force=True: send now, never as an attachment of the (unset) current event
             pending = [await alerts.send(key=a.key(), value=a.dumps(), force=True)
-                       for a in out.alerts]
+                       for a in out.alerts if not thresholds.suppressed(a)]
             for fut in pending:
                 await fut  # the alerts are acked by the broker before the state moves on
             await write_states(out.states, {e.message.key or b"": e for e in events})

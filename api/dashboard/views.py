@@ -8,6 +8,7 @@ Clinicians only; a patient the clinician may not read is answered 404.
 
 from __future__ import annotations
 
+import inspect
 from datetime import timedelta
 from functools import wraps
 
@@ -23,8 +24,8 @@ from django.utils.html import escape
 from django.views.decorators.http import require_GET, require_POST
 from rest_framework import exceptions as drf_exceptions
 
-from alerts import queries, states, workflow
-from alerts.models import Alert, DetectorThreshold
+from alerts import feedback, parameters, presentation, quality, queries, states, workflow
+from alerts.models import Alert, AlertAction, DetectorThreshold
 from api import care
 from api.lookup import alert_or_404, patient_or_404
 from api.throttling import LoginGuard, client_address
@@ -32,9 +33,15 @@ from api.views import patient_status_queryset
 from care.access import audit, audit_many, clinician_of, clinicians_with_access, teams_with_access
 from coaching import context as coaching_context
 from coaching.models import ContextReport, Recommendation
+from ingest import wear
+from streams.detectors.suite import DETECTORS, TUNABLE
 
 QUEUE_PAGE = 50
 SNOOZE_CHOICES = [(1, "1 hour"), (4, "4 hours"), (24, "1 day"), (72, "3 days")]
+SORT_CHOICES = [("urgent", "most urgent"), ("oldest", "longest open"), ("newest", "most recent"),
+                ("patient", "patient name")]
+VERDICT_CHOICES = [(states.ACTIONABLE, "actionable"), (states.NOT_ACTIONABLE, "not actionable"),
+                   (states.UNSURE, "unsure")]
 
 
 def clinician_required(view):
@@ -77,36 +84,51 @@ class LoginView(auth_views.LoginView):
 
 # -------------------------------------------------------------------- queue
 
+def _decorate(alerts: list[Alert]) -> list[Alert]:
+    """What the templates show of each alert: its title, evidence at raise, peak and now
+    (labelled, with units), the sparkline, context tags, assignee, escalation target."""
+    contexts = coaching_context.contexts_for(alerts)
+    names = queries.assignee_names(a.assigned_to_id for a in alerts)
+    escalated = {a.pk for a in alerts if a.status == states.ESCALATED}
+    targets: dict[int, str] = {}
+    for x in (AlertAction.objects.filter(alert_id__in=escalated, action=AlertAction.ESCALATE)
+              .select_related("escalated_to_clinician", "escalated_to_team").order_by("at", "id")):
+        targets[x.alert_id] = _target_name(x)
+    for a in alerts:
+        a.context_tags = sorted({t for c in contexts.get(a.pk, []) for t in c["tags"]})
+        a.assignee_name = names.get(a.assigned_to_id)
+        a.escalated_to = targets.get(a.pk)
+        a.title = presentation.title(a.detector, a.evidence)
+        a.evidence_sets = [(label, presentation.fields(ev)) for label, ev in
+                           (("Raised", a.raise_evidence), ("Peak", a.evidence), ("Now", a.latest_evidence))
+                           if ev]
+        a.peak_fields = presentation.fields(a.evidence)
+        sp = presentation.spark(a.raise_evidence, a.evidence, a.latest_evidence)
+        a.spark = sp.svg_points() if sp is not None and sp.values else None
+        a.spark_unit = sp.unit if sp is not None else ""
+        a.spark_baseline = sp.baseline if sp is not None else None
+    return alerts
+
+
+def _target_name(x: AlertAction) -> str:
+    if x.escalated_to_clinician is not None:
+        return x.escalated_to_clinician.display_name
+    if x.escalated_to_team is not None:
+        return f"team {x.escalated_to_team.name}"
+    return "someone no longer on file"
+
+
 def _queue_context(request) -> dict:
     filters = request.GET
     try:
         qs = care.queue_queryset(request.user, filters)
     except (drf_exceptions.ValidationError, workflow.InvalidInput):
         qs = care.queue_queryset(request.user, {})
-    alerts = list(qs[:QUEUE_PAGE])
+    alerts = _decorate(list(qs[:QUEUE_PAGE]))
     audit_many(request, [a.patient_id for a in alerts], "read_alert_queue")
-    contexts = coaching_context.contexts_for(alerts)
-    names = queries.assignee_names(a.assigned_to_id for a in alerts)
-    for a in alerts:
-        a.context_tags = sorted({t for c in contexts.get(a.pk, []) for t in c["tags"]})
-        a.evidence_items = _evidence_items(a.evidence)
-        a.assignee_name = names.get(a.assigned_to_id)
     now = timezone.now()
     return {"alerts": alerts, "now": now, "fresh_since": now - timedelta(seconds=15), "filters": filters,
             "snooze_choices": SNOOZE_CHOICES, "poll_s": settings.DASHBOARD_POLL_S}
-
-
-def _evidence_items(evidence) -> list[tuple[str, str]]:
-    if not isinstance(evidence, dict):
-        return []
-    items = []
-    for key, value in list(evidence.items())[:6]:
-        if isinstance(value, float):
-            value = f"{value:.1f}"
-        elif isinstance(value, list | dict):
-            value = f"{len(value)} values" if isinstance(value, list) else "…"
-        items.append((str(key), str(value)[:40]))
-    return items
 
 
 @require_GET
@@ -119,7 +141,27 @@ def queue(request):
     ctx["status_filters"] = [(s, "needs attention" if s == states.ACTIVE else s)
                              for s in states.STATUS_FILTERS]
     ctx["severities"] = list(reversed(states.SEVERITIES))
+    ctx["sorts"] = SORT_CHOICES
     return render(request, "dashboard/queue.html", ctx)
+
+
+@require_POST
+@clinician_required
+def bulk_acknowledge(request):
+    """Acknowledge the alerts ticked in the queue (each through the workflow)."""
+    ids = [int(x) for x in request.POST.getlist("alert") if x.isdigit()][:200]
+    readable = list(queries.readable_alerts(request.user).filter(pk__in=ids).values_list("pk", flat=True))
+    done, refused = workflow.acknowledge_many(readable, request.user)
+    for pk in done:
+        audit(request, None, "alert_acknowledge", alert=pk, via="dashboard-bulk")
+    if done:
+        messages.success(request, f"acknowledged {len(done)} alert{'s' if len(done) != 1 else ''}")
+    if refused or len(readable) < len(ids):
+        messages.error(request, f"{len(refused) + len(ids) - len(readable)} could not be acknowledged")
+    if not ids:
+        messages.error(request, "tick the alerts to acknowledge first")
+    nxt = request.POST.get("next", "")
+    return redirect(nxt if nxt.startswith("/dashboard/") else "dashboard:queue")
 
 
 @require_GET
@@ -136,6 +178,8 @@ def alert_action(request, alert_id: int, action: str):
     if action not in ACTIONS:
         raise Http404("no such action")
     alert = alert_or_404(request, alert_id)
+    if action == "escalate" and request.POST.get("confirm") != "yes":
+        return _confirm_escalation(request, alert)
     try:
         ACTIONS[action](request, alert)
     except workflow.InvalidInput as exc:
@@ -143,18 +187,36 @@ def alert_action(request, alert_id: int, action: str):
     except workflow.AlreadyResolved as exc:
         return _refused(request, exc.reason)
     audit(request, alert.patient_id, f"alert_{action}", alert=alert.pk, via="dashboard")
+    if action == "escalate":
+        step = workflow.escalated_to(alert)
+        messages.success(request, f"escalated to {_target_name(step) if step else 'the target'}")
     if request.headers.get("HX-Request") and request.POST.get("view") == "row":
         alert = care.queue_queryset(request.user, {"status": "all", "include_quieted": "true"}).get(pk=alert.pk)
-        alert.context_tags = sorted({t for c in coaching_context.contexts_for([alert]).get(alert.pk, [])
-                                     for t in c["tags"]})
-        alert.evidence_items = _evidence_items(alert.evidence)
-        alert.assignee_name = queries.assignee_names([alert.assigned_to_id]).get(alert.assigned_to_id)
+        _decorate([alert])
         return render(request, "dashboard/_queue_row.html",
                       {"a": alert, "snooze_choices": SNOOZE_CHOICES, "now": timezone.now()})
     nxt = request.POST.get("next", "")
     if nxt.startswith("/dashboard/"):
         return redirect(nxt)
     return redirect("dashboard:queue")
+
+
+def _escalation_targets(patient_id: int, me) -> list[tuple[str, str]]:
+    return ([(f"clinician:{c.pk}", c.display_name) for c in
+             clinicians_with_access(patient_id).exclude(pk=me.pk)]
+            + [(f"team:{t.pk}", f"team {t.name}") for t in teams_with_access(patient_id)])
+
+
+def _confirm_escalation(request, alert: Alert) -> HttpResponse:
+    """Escalation names its target and asks once more before handing the alert over."""
+    target = request.POST.get("target", "")
+    names = dict(_escalation_targets(alert.patient_id, request.clinician))
+    if target not in names:
+        return _refused(request, "target: choose who to escalate to")
+    _decorate([alert])
+    return render(request, "dashboard/confirm_escalate.html", {
+        "a": alert, "target": target, "target_name": names[target],
+        "reason": request.POST.get("reason", "")[:300], "next": request.POST.get("next", "")})
 
 
 def _reason(exc: drf_exceptions.ValidationError) -> str:
@@ -195,7 +257,7 @@ def _escalate(request, alert: Alert) -> None:
 
 
 def _resolve(request, alert: Alert) -> None:
-    workflow.resolve(alert, request.user, request.POST.get("reason", ""))
+    workflow.resolve(alert, request.user, request.POST.get("reason", ""), request.POST.get("verdict", ""))
 
 
 def _note(request, alert: Alert) -> None:
@@ -216,8 +278,12 @@ def patients(request):
     except drf_exceptions.ValidationError:
         qs = patient_status_queryset(request.user, {})
     rows = list(qs[:500])
+    gaps = set(Alert.objects.active().filter(patient_id__in=[p.pk for p in rows], detector="wear_gap")
+               .values_list("patient_id", flat=True))
+    data = wear.quality([p.pk for p in rows], {p.pk: p.last_seen_at for p in rows}, gaps)
     for p in rows:
         p.status = "red" if p.has_red else "yellow" if p.has_yellow else "ok"
+        p.data_quality = data[p.pk]
     audit_many(request, [p.pk for p in rows], "read_patient_status")
     return render(request, "dashboard/patients.html", {"patients": rows, "q": request.GET.get("q", "")})
 
@@ -228,55 +294,129 @@ def patient(request, patient_id: int):
     p = patient_or_404(request, patient_id)
     audit(request, p.pk, "read_patient_page")
     alerts = list(Alert.objects.filter(patient=p).select_related("assigned_to__clinician")
-                  .prefetch_related("notes__author__clinician", "actions__actor__clinician")
+                  .prefetch_related("notes__author__clinician", "actions__actor__clinician",
+                                    "actions__escalated_to_clinician", "actions__escalated_to_team")
                   .order_by("-opened_at")[:30])
-    contexts = coaching_context.contexts_for(alerts)
+    _decorate(alerts)
+    mine = set(request.clinician.teams.values_list("pk", flat=True))
     for a in alerts:
-        a.context_tags = sorted({t for c in contexts.get(a.pk, []) for t in c["tags"]})
-        a.evidence_items = _evidence_items(a.evidence)
-    teams = teams_with_access(p.pk)
-    targets = ([(f"clinician:{c.pk}", c.display_name) for c in
-                clinicians_with_access(p.pk).exclude(pk=request.clinician.pk)]
-               + [(f"team:{t.pk}", f"team {t.name}") for t in teams])
+        step = workflow.escalated_to(a) if a.status == states.ESCALATED else None
+        a.resolvable = step is None or (step.escalated_to_clinician_id == request.clinician.pk
+                                        or step.escalated_to_team_id in mine)
+    targets = _escalation_targets(p.pk, request.clinician)
     return render(request, "dashboard/patient.html", {
         "p": p,
         "alerts": alerts,
         "targets": targets,
         "snooze_choices": SNOOZE_CHOICES,
+        "verdicts": VERDICT_CHOICES,
         "recommendations": Recommendation.objects.filter(patient=p).order_by("-day", "id")[:10],
         "contexts": ContextReport.objects.filter(patient=p).order_by("-starts_at")[:10],
-        "thresholds": DetectorThreshold.objects.filter(patient=p).order_by("detector"),
-        "tunable": sorted(care.tunable_parameters().items()),
+        "threshold_forms": threshold_forms(p),
+        "threshold_history": threshold_history(p),
         "timeline": care.timeline(p.pk, limit=30),
         "now": timezone.now(),
         "chart_url": f"/api/v1/patients/{p.pk}/chart",
     })
 
 
+def _defaults(detector: str) -> dict[str, float]:
+    sig = inspect.signature(DETECTORS[detector].__init__).parameters.values()
+    return {x.name: x.default for x in sig if x.default is not inspect.Parameter.empty}
+
+
+def threshold_forms(p) -> list[dict]:
+    """Per detector: each tunable parameter with its label, unit, current and default
+    values and allowed range (``alerts.parameters``; defaults from the detector)."""
+    overrides = {t.detector: t for t in DetectorThreshold.objects.filter(patient=p).select_related("updated_by")}
+    forms = []
+    for detector, names in sorted(TUNABLE.items()):
+        defaults, row = _defaults(detector), overrides.get(detector)
+        fields = []
+        for name in names:
+            meta = parameters.parameter(detector, name)
+            default = defaults.get(name, meta.default if meta else None)
+            current = row.params.get(name, default) if row else default
+            fields.append({"name": name, "label": meta.label if meta else name.replace("_", " "),
+                           "unit": meta.unit if meta else "", "default": default, "current": current,
+                           "changed": current != default, "low": meta.low if meta else None,
+                           "high": meta.high if meta else None})
+        forms.append({"detector": detector, "title": presentation.title(detector, {}), "fields": fields,
+                      "overridden": row is not None, "by": row})
+    return forms
+
+
+def threshold_history(p, limit: int = 20) -> list[dict]:
+    """Every recorded change of the patient's thresholds, newest first, before -> after."""
+    out = []
+    for h in (DetectorThreshold.history.filter(patient_id=p.pk).select_related("history_user__clinician")
+              .order_by("-history_date", "-history_id")[:limit]):
+        before = h.prev_record
+        old = {} if before is None or before.history_type == "-" else dict(before.params)
+        new = {} if h.history_type == "-" else dict(h.params)
+        changes = [(k, old.get(k, "default"), new.get(k, "default")) for k in sorted(set(old) | set(new))
+                   if old.get(k) != new.get(k)]
+        who = getattr(h.history_user, "clinician", None) if h.history_user else None
+        out.append({"id": h.history_id, "at": h.history_date, "detector": h.detector,
+                    "by": who.display_name if who else (h.history_user.username if h.history_user else None),
+                    "automatic": (h.history_change_reason or "").startswith(feedback.AUTO_PREFIX),
+                    "reason": h.history_change_reason or "", "changes": changes,
+                    "kind": {"+": "set", "~": "changed", "-": "cleared"}[h.history_type]})
+    return out
+
+
 @require_POST
 @clinician_required
 def threshold(request, patient_id: int):
+    """The threshold form: one detector's parameters (the values differing from the
+    defaults become the override) and a reason; or a revert of a recorded change."""
     p = patient_or_404(request, patient_id, clinician_only=True)
-    detector = request.POST.get("detector", "").strip()
-    overrides = {}
-    for key, value in zip(request.POST.getlist("param"), request.POST.getlist("value"), strict=False):
-        key = key.strip()
-        if not key:
-            continue
-        try:
-            overrides[key] = float(value)
-        except ValueError:
-            messages.error(request, f"{key}: {value[:20]!r} is not a number")
-            return redirect("dashboard:patient", patient_id=p.pk)
-    body = care.ThresholdWriteSerializer(data={"params": overrides})
-    if not detector or not body.is_valid():
-        messages.error(request, "name a detector and at least one numeric parameter")
-        return redirect("dashboard:patient", patient_id=p.pk)
+    back = redirect(f"/dashboard/patients/{p.pk}/#thresholds")
+    reason = request.POST.get("reason", "").strip()
+    if len(reason) < 3:
+        messages.error(request, "reason: say why, in 3 to 300 characters")
+        return back
     try:
-        overrides = care.check_overrides(detector, body.validated_data["params"])
+        if revert := request.POST.get("revert", ""):
+            if not revert.isdigit():
+                raise workflow.InvalidInput("change", "no such threshold change")
+            workflow.revert_threshold_change(p, int(revert), request.user, reason)
+            messages.success(request, "threshold change reverted")
+            return back
+        detector = request.POST.get("detector", "").strip()
+        if detector not in TUNABLE:
+            raise workflow.InvalidInput("detector", "choose a detector")
+        defaults, overrides = _defaults(detector), {}
+        for name in TUNABLE[detector]:
+            raw = request.POST.get(f"p.{name}", "").strip()
+            if not raw:
+                continue
+            try:
+                value = float(raw)
+            except ValueError:
+                raise workflow.InvalidInput(name, f"{raw[:20]!r} is not a number") from None
+            if value != defaults.get(name):
+                overrides[name] = int(value) if value.is_integer() and isinstance(defaults.get(name), int) else value
+        if not overrides:
+            workflow.clear_thresholds(p, detector, request.user, reason)
+            messages.success(request, f"{detector}: defaults apply again")
+            return back
+        overrides = care.check_overrides(detector, overrides)
+        workflow.set_thresholds(p, detector, overrides, request.user, reason)
+    except workflow.InvalidInput as exc:
+        messages.error(request, f"{exc.field}: {exc.reason}")
+        return back
     except drf_exceptions.ValidationError as exc:
         messages.error(request, _reason(exc))
-        return redirect("dashboard:patient", patient_id=p.pk)
-    workflow.set_thresholds(p, detector, overrides, request.user)
+        return back
+    audit(request, p.pk, "thresholds_changed", detector=detector, via="dashboard")
     messages.success(request, f"thresholds of {detector} saved")
-    return redirect("dashboard:patient", patient_id=p.pk)
+    return back
+
+
+@require_GET
+@clinician_required
+def alert_quality(request):
+    """Alert quality for the clinician's teams (what GET /api/v1/alerts/quality serves)."""
+    data = quality.quality(request.clinician.teams.order_by("name"))
+    return render(request, "dashboard/quality.html", {"q": data, "periods": data["periods"]})

@@ -125,8 +125,14 @@ def test_the_same_resolve_through_the_dashboard_and_the_api_leaves_the_same_reco
 def test_the_same_escalation_through_the_dashboard_and_the_api_leaves_the_same_record(world, as_user):
     as_user(world.alice).post(f"/api/v1/alerts/{world.red.pk}/escalate",
                               {"clinician": world.carol.pk, "reason": "cardiology"}, format="json")
-    _dashboard(world).post(f"/dashboard/alerts/{world.yellow.pk}/escalate",
-                           {"target": f"clinician:{world.carol.pk}", "reason": "cardiology"})
+    page = _dashboard(world)
+    asked = page.post(f"/dashboard/alerts/{world.yellow.pk}/escalate",
+                      {"target": f"clinician:{world.carol.pk}", "reason": "cardiology"})
+    # The dashboard names the target and asks to confirm before it escalates.
+    assert asked.status_code == 200 and "Escalate to Nurse Carol?" in asked.content.decode()
+    assert _steps(world.yellow) == []
+    page.post(f"/dashboard/alerts/{world.yellow.pk}/escalate",
+              {"target": f"clinician:{world.carol.pk}", "reason": "cardiology", "confirm": "yes"})
     assert _steps(world.red) == _steps(world.yellow) == [("escalate", "open", "escalated", "cardiology")]
     red, yellow = Alert.objects.get(pk=world.red.pk), Alert.objects.get(pk=world.yellow.pk)
     assert red.assigned_to_id == yellow.assigned_to_id == world.carol.user.pk

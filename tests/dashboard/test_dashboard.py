@@ -46,7 +46,7 @@ def test_a_clinician_signs_in_sees_new_alerts_arrive_acknowledges_one_and_opens_
     assert Alert.objects.get(pk=w.red.pk).status == "acknowledged"
 
     # The patient page draws its charts from the chart endpoint.
-    page.click(f"#alert-{w.red.pk} td:nth-child(2) a")
+    page.click(f"#alert-{w.red.pk} td.what a.patient")
     page.wait_for_selector("#charts[data-ready='1']")
     assert int(page.get_attribute("#charts", "data-points")) >= 29 * 24
     assert int(page.get_attribute("#charts", "data-alerts")) == 2
@@ -69,6 +69,7 @@ def test_a_clinician_resolves_an_alert_with_a_reason_and_adds_a_note_from_the_pa
     card.locator("form[action$='/note'] button").click()
     page.wait_for_selector(f"article#alert-{w.yellow.pk} li.note")
     card = page.locator(f"article#alert-{w.yellow.pk}")
+    card.locator("form[action$='/resolve'] input[value=actionable]").check()  # resolving asks (issue 12)
     card.locator("form[action$='/resolve'] input[name=reason]").fill("rest after exercise")
     card.locator("form[action$='/resolve'] button").click()
     page.wait_for_selector(f"article#alert-{w.yellow.pk}.st-resolved")
