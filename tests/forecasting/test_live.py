@@ -87,8 +87,9 @@ def test_training_then_forecasting_gives_every_patient_forecasts_readable_throug
     assert first.version.promoted  # the LSTM, or the best baseline if the LSTM lost
     assert registry.promoted("resting_hr") is not None
     lstm = ModelVersion.objects.get(metric="resting_hr", kind="lstm")
-    assert lstm.artifact and lstm.train_end == service.last_complete_day() - timedelta(days=10)
-    assert set(lstm.metrics["compared"]) == {"lstm", "naive", "seasonal_naive"}
+    # train_end is the last day the candidate trained on: the first origin, after the cut.
+    assert lstm.artifact and lstm.train_end == service.last_complete_day() - timedelta(days=9)
+    assert set(lstm.metrics["compared"]) == {"candidate", "naive", "seasonal_naive"}
     # The same night again is a no-op (idempotent).
     again = service.train_metric("resting_hr", days=DAYS - 1, holdout_days=10, lstm=small)
     assert again.reused and ModelVersion.objects.filter(metric="resting_hr", kind="lstm").count() == 1
