@@ -7,10 +7,13 @@ sensor noise (130 bpm at zero steps) pull SARIMAX's state. So:
 * the target is cleaned first: a day further than ``clip`` robust sds (1.4826 MAD)
   from the median of the last 28 observed days is treated as missing, not fitted;
 * the forecast is the equal-weight mean of SARIMAX's forecast on the cleaned series
-  and the median of the last ``level_days`` observed cleaned days (a forecast
+  and the median of the last ``level_days`` observed days (a median needs no cleaning) (a forecast
   combination: their errors are partly independent, so the mean errs less than each);
 * the 80% interval is SARIMAX's, centred on the combined mean and scaled by
   ``width`` (fixed here, chosen on the development part only).
+
+Defaults chosen on the LifeSnaps development part (every third origin), from a grid
+of level_days 7/14/28, weight 0/0.3/0.5/0.7, width 1.0/1.2/1.4, cleaned level or not.
 """
 
 from __future__ import annotations
@@ -37,7 +40,7 @@ def robust_clean(y: np.ndarray, clip: float, days: int = 28) -> np.ndarray:
 class Combo(Forecaster):
     name = "combo"
 
-    def __init__(self, weight: float = 0.5, clip: float = 4.0, level_days: int = 7, width: float = 1.0,
+    def __init__(self, weight: float = 0.5, clip: float = 4.0, level_days: int = 28, width: float = 1.2,
                  progress: bool = False) -> None:
         self.weight = weight
         self.clip = clip
@@ -52,7 +55,7 @@ class Combo(Forecaster):
         clean = [History(robust_clean(h.y, self.clip), h.start, h.covariates) for h in histories]
         sar = SARIMAX(progress=self.progress).predict(clean, horizon)
         level = np.full(len(clean), np.nan)
-        for i, h in enumerate(clean):
+        for i, h in enumerate(histories):
             obs = h.y[~np.isnan(h.y)][-self.level_days:]
             if len(obs):
                 level[i] = np.median(obs)

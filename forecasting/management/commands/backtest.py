@@ -86,6 +86,7 @@ class Command(BaseCommand):
         data["part"] = opts["part"]
         data["promotion_decided_on"] = "dev" if opts["part"] == "test" else opts["part"]
         if opts["json"]:
+            self.stderr.write(result.table())  # the table too, for a reader of the log
             self.stdout.write(json.dumps(data, indent=2))
         else:
             self.stdout.write(result.table())
