@@ -135,7 +135,7 @@ def wait_for_rows(expected, timeout_s, procs, dead_ok=()):
     return rows
 
 
-def test_every_simulated_episode_raises_its_alert_and_controls_stay_quiet(small_cohort, kafka_topics, procs):
+def test_every_simulated_episode_raises_its_alert_and_controls_raise_at_most_one_a_month(small_cohort, kafka_topics, procs):
     patients = sorted(small_cohort.frames)
     for pid in patients:
         Patient.objects.create(id=pid, display_name=f"sim {pid}")
@@ -148,7 +148,9 @@ def test_every_simulated_episode_raises_its_alert_and_controls_stay_quiet(small_
 
     episodes = small_cohort.episodes
     controls = set(patients) - set(episodes["patient"].astype(int))
-    assert controls and not Alert.objects.filter(patient_id__in=controls).exists()
+    assert controls  # nuisance only (late nights, alcohol, travel...): at most one non-info alert a month
+    for c in controls:
+        assert Alert.objects.filter(patient_id=c).exclude(severity="info").count() <= 1
     for ep in episodes.itertuples():
         hits = Alert.objects.filter(patient_id=ep.patient, detector__in=EPISODE_DETECTORS[ep.kind],
                                     window_end__gte=ep.start - np.timedelta64(1, "D"),
