@@ -38,6 +38,7 @@ ROOT = Path(__file__).resolve().parent.parent
 MAX_DEATHS = 5
 DEATH_WINDOW_S = 600.0
 TAIL_LINES = 15
+BACKFILL_DONE = "simulator: backfill sent"  # the simulator's line once its history is sent
 
 
 @dataclass
@@ -68,6 +69,7 @@ class Stack:
     stopping: bool = False
     supervising: bool = False
     failure: str | None = None
+    forecasts_enqueued: bool = False
 
     # ---------------------------------------------------------------- output
     def say(self, label: str, line: str) -> None:
@@ -82,6 +84,23 @@ class Stack:
             line = raw.decode("utf-8", "replace").rstrip()
             tail.append(line)
             self.say(label, line)
+            if label == "simulator" and line.startswith(BACKFILL_DONE):
+                self.enqueue_first_forecasts()
+
+    def enqueue_first_forecasts(self) -> None:
+        """Once the simulator's history is sent, ask Celery to train and forecast once
+        (``forecasting.tasks.bootstrap_forecasts``, after a delay that lets the sink
+        store the backfill), so a newcomer sees forecasts within minutes rather than
+        after the 04:00 UTC nightly job. Runs once per stack."""
+        if self.forecasts_enqueued:
+            return
+        self.forecasts_enqueued = True
+        delay = self.env.get("FORECAST_BOOTSTRAP_DELAY_S", "60")
+        argv = [sys.executable, "-m", "celery", "-A", "config", "call",
+                "forecasting.tasks.bootstrap_forecasts", "--countdown", delay]
+        done = subprocess.run(argv, cwd=ROOT, env=self.env, capture_output=True, text=True)
+        self.say("stack", "first forecasts queued (train, then forecast, in the background)"
+                 if done.returncode == 0 else f"could not queue the first forecasts: {done.stderr.strip()[-200:]}")
 
     def spawn(self, label: str, argv: list[str]) -> subprocess.Popen:
         tail: deque = deque(maxlen=TAIL_LINES)

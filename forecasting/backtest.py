@@ -86,6 +86,8 @@ class BacktestResult:
     truth: np.ndarray  # (n, H)
     ref: np.ndarray  # (n,)
     scale: np.ndarray  # (n,)
+    #: the last day a global model trained on (the latest first origin over the series)
+    train_end: np.datetime64 | None = None
     forecasts: dict[str, np.ndarray] = field(default_factory=dict)  # name -> (n, H, 4)
     seconds: dict[str, float] = field(default_factory=dict)
 
@@ -107,7 +109,8 @@ class BacktestResult:
                 "name": name, "mase": s["mase"], "mae": s["mae"], "coverage_80": s["coverage_80"],
                 "within_3bpm_7d": s["within_3bpm_7d"], "direction_accuracy": s["direction_accuracy"],
                 "n": s["n"], "mase_1_to_h": overall["mase"], "coverage_80_1_to_h": overall["coverage_80"],
-                "mase_by_horizon": self.by_horizon(name), "seconds": round(self.seconds.get(name, 0.0), 2),
+                "mase_by_horizon": self.by_horizon(name),
+                "coverage_80_by_horizon": self.by_horizon(name, "coverage_80"), "seconds": round(self.seconds.get(name, 0.0), 2),
             })
         return {"target": self.target, "horizon_days": self.headline, "max_horizon": self.horizon,
                 "series": len(self.series), "days": self.days, "origins": int(len(self.origins)),
@@ -169,8 +172,9 @@ def backtest(models: Mapping[str, Forecaster], series: Mapping, target: str, *, 
         ref[j] = np.nanmean(week) if np.any(~np.isnan(week)) else np.nan
         scale[j] = series_scale[i]
         cuts.append(hs[i].cut(t))
+    firsts = [h.start + np.timedelta64(int(ts[0]), "D") for h, ts in zip(hs, per, strict=True) if len(ts)]
     result = BacktestResult(target, horizon, headline, ids, int(sum(len(h.y) for h in hs)), origins,
-                            truth, ref, scale)
+                            truth, ref, scale, max(firsts) if firsts else None)
     train = [h.cut(ts[0]) for h, ts in zip(hs, per, strict=True) if len(ts)] + list(extra_training or [])
     for name, model in models.items():
         t0 = time.perf_counter()

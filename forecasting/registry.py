@@ -3,7 +3,10 @@
 A version's artifact is stored in the database (a few hundred kilobytes of weights
 for the LSTM; nothing for a baseline, whose config is its whole state), so every
 Celery worker can load it without a shared disk. Loaded forecasters are cached per
-process by version id (a version never changes once written).
+process by version id (a version never changes once written), and ``load`` hands out
+a ``Frozen`` view of the cached model: its ``fit`` keeps the stored state, so tonight's
+training can never change the weights that later forecasts use under the old label,
+and a promotion backtest scores the stored weights, never a refit.
 """
 
 from __future__ import annotations
@@ -95,8 +98,40 @@ def promote_if_better(candidate: ModelVersion, current_score: float | None) -> b
     return True
 
 
-def load(mv: ModelVersion) -> Forecaster:
-    return _load(mv.pk)
+class Frozen(Forecaster):
+    """A stored version as it was trained: ``fit`` keeps its state (the backtest treats
+    it as local), ``predict`` uses the stored weights. Other attributes (``window``,
+    ``cqr_``) read through to the cached model; nothing here writes to it."""
+
+    is_global = False
+
+    def __init__(self, inner: Forecaster, label: str = "") -> None:
+        self._inner = inner
+        self.name = inner.name
+        self.label = label
+        self.max_horizon = inner.max_horizon
+
+    def __getattr__(self, attr: str):
+        if attr.startswith("__") or attr == "_inner":
+            raise AttributeError(attr)
+        return getattr(self._inner, attr)
+
+    def _fit(self, histories: list) -> None:
+        return None  # a stored version is never retrained
+
+    def _predict(self, histories: list, horizon: int):
+        return self._inner.predict(histories, horizon)
+
+    def get_config(self) -> dict:
+        return self._inner.get_config()
+
+    def to_bytes(self) -> bytes | None:
+        return artifact_of(self._inner)
+
+
+def load(mv: ModelVersion) -> Frozen:
+    """The stored version ``mv`` (cached per process), frozen: see ``Frozen``."""
+    return Frozen(_load(mv.pk), mv.label)
 
 
 @lru_cache(maxsize=16)

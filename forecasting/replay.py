@@ -95,7 +95,7 @@ def run(features: dict, metric: str, models: tuple[str, ...] = DEFAULT_MODELS, *
     for name in models:
         if name == "lstm":
             built[name] = make("lstm", target=metric, **(lstm or {}))
-        elif name in ("ets", "sarimax"):
+        elif name in ("ets", "sarimax", "combo"):
             built[name] = make(name, progress=progress)
         else:
             built[name] = make(name)

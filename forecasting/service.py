@@ -72,8 +72,8 @@ def lstm_config(**overrides) -> dict:
 
 def train_metric(metric: str, *, end_day: date | None = None, days: int | None = None,
                  holdout_days: int | None = None, lstm: dict | None = None,
-                 progress: bool = False) -> TrainOutcome:
-    """Train a candidate LSTM for ``metric`` on every active patient's data up to a cut,
+                 candidate_kind: str = "lstm", progress: bool = False) -> TrainOutcome:
+    """Train a candidate (an LSTM unless ``candidate_kind`` says otherwise) for ``metric`` on every active patient's data up to a cut,
     backtest it on the days after the cut beside the promoted version and the
     baselines, register it, and promote it only if it beats the promoted version.
 
@@ -106,38 +106,62 @@ def train_metric(metric: str, *, end_day: date | None = None, days: int | None =
     span = days - first
     holdout = min(holdout_days or settings.FORECAST_HOLDOUT_DAYS, max(7, span // 3))
     cut_day = end_day - timedelta(days=holdout)
-    existing = (ModelVersion.objects.filter(metric=metric, train_end=cut_day)
+    # The backtest trains on every series up to and including its first origin, the
+    # day after cut_day (the registry's train_end names that day).
+    existing = (ModelVersion.objects.filter(metric=metric, train_end=cut_day + timedelta(days=1))
                 .order_by("-version").first())
     if existing is not None:  # idempotent: this night's model is already trained
         log.info("%s already trained up to %s: %s", metric, cut_day, existing.label)
         return TrainOutcome(metric, existing, existing.promoted,
                             existing.metrics.get("compared", {}), reused=True)
+    candidate = make(candidate_kind, target=metric, **lstm_config(**(lstm or {}))) \
+        if candidate_kind == "lstm" else make(candidate_kind)
+    return compare_and_promote(metric, series, candidate, holdout=holdout, days=days,
+                               train_start=end_day - timedelta(days=days - 1), progress=progress)
+
+
+def compare_and_promote(metric: str, series: dict, candidate_model, *, holdout: int, days: int,
+                        train_start: date | None = None, progress: bool = False) -> TrainOutcome:
+    """Backtest ``candidate_model`` (fitted here, on each series up to its first origin)
+    beside the promoted version's STORED model (loaded, never refitted) and the
+    baselines, on the same origins of the last ``holdout`` days; register the candidate
+    and promote it only if its 7-day MASE is strictly lower than the stored version's.
+
+    The promoted version must have stopped training before the first scored origin, so
+    that neither model has seen a scored day; otherwise it cannot be judged fairly on
+    tonight's days and is kept (the candidate is registered, not promoted).
+    """
     current = registry.promoted(metric)
-    models = {"lstm": make("lstm", target=metric, **lstm_config(**(lstm or {})))}
+    models: dict[str, Any] = {"candidate": candidate_model}
     if current is not None:
         models["current"] = registry.load(current)
     for name in settings.FORECAST_BASELINES:
         models[name] = make(name)
     options: dict[str, Any] = {"horizon": HORIZON, "test_fraction": holdout / days, "min_history": 7,
-               "progress": progress}
+                               "progress": progress}
     try:
         result = backtest(models, series, metric, **options)
     except ValueError as exc:  # the LSTM found no training windows: too little history
-        log.info("%s: no LSTM candidate tonight (%s)", metric, exc)
-        models.pop("lstm")
+        log.info("%s: no candidate tonight (%s)", metric, exc)
+        models.pop("candidate")
         result = backtest(models, series, metric, **options)
     scores = {name: result.scores(name) for name in models}
+    train_end = None if result.train_end is None else result.train_end.astype(object)
     candidate = None
-    if "lstm" in models:
-        lstm_model = models["lstm"]
+    if "candidate" in models:
         candidate = registry.register(
-            metric, lstm_model, metrics={**scores["lstm"], "compared": scores,
-                                         "epoch_seconds": getattr(lstm_model, "epoch_seconds_", [])},
-            train_start=end_day - timedelta(days=days - 1), train_end=cut_day, n_series=len(series),
+            metric, candidate_model, metrics={**scores["candidate"], "compared": scores,
+                                              "epoch_seconds": getattr(candidate_model, "epoch_seconds_", [])},
+            train_start=train_start, train_end=train_end, n_series=len(series),
         )
     if current is not None:
         if candidate is None:
             return TrainOutcome(metric, current, True, scores, reused=True)
+        first_scored = result.train_end
+        if current.train_end is not None and first_scored is not None \
+                and np.datetime64(current.train_end, "D") > first_scored:
+            log.info("kept %s: it trained past tonight's first origin", current.label)
+            return TrainOutcome(metric, candidate, False, scores)
         won = registry.promote_if_better(candidate, scores["current"]["mase"])
         return TrainOutcome(metric, candidate, won, scores)
     scored = [n for n in settings.FORECAST_BASELINES if scores[n]["mase"] is not None]
@@ -149,7 +173,7 @@ def train_metric(metric: str, *, end_day: date | None = None, days: int | None =
     with transaction.atomic():
         fallback = registry.register(
             metric, first_model, metrics={**(scores[best] if best else {}), "compared": scores},
-            train_start=None, train_end=cut_day, n_series=len(series))
+            train_start=None, train_end=train_end, n_series=len(series))
         if best is not None:
             registry.promote_if_better(fallback, None)
         else:

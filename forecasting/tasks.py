@@ -71,3 +71,17 @@ def forecast_all(self, metrics: list[str] | None = None) -> dict:
         return out
     finally:
         _unlock("forecast")
+
+
+@shared_task(bind=True, autoretry_for=(OperationalError,), retry_backoff=30, max_retries=3,
+             acks_late=True)
+def bootstrap_forecasts(self, metrics: list[str] | None = None) -> dict:
+    """Start-up (``make run``): train and forecast once for each metric that has no
+    promoted model yet, so forecasts exist before the first nightly run."""
+    from forecasting import registry
+
+    todo = [m for m in (metrics or settings.FORECAST_METRICS) if registry.promoted(m) is None]
+    if not todo:
+        return {"skipped": "every metric already has a promoted model"}
+    trained = retrain_forecasters.run(todo)
+    return {"trained": trained, "forecast": forecast_all.run(todo)}

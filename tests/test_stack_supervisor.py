@@ -80,3 +80,16 @@ def test_a_simulator_that_finished_is_left_alone(tmp_path):
     _wait_dead(stack)
     stack.supervise(now=5.0)
     assert stack.procs[0].restart_at is None and not stack.stopping
+
+
+def test_the_simulators_backfill_line_queues_the_first_forecasts_once(tmp_path, monkeypatch):
+    calls = []
+    monkeypatch.setattr(stack_module.subprocess, "run",
+                        lambda argv, **kw: calls.append(argv) or stack_module.subprocess.CompletedProcess(argv, 0, "", ""))
+    stack = Stack(var=tmp_path)
+    (tmp_path / "log").mkdir()
+    line = stack_module.BACKFILL_DONE + " 10 samples in 1 batches in 0.1s (0 refused)"
+    stack.spawn("simulator", [sys.executable, "-c", f"print({line!r}); print({line!r})"])
+    _wait_dead(stack)
+    assert len(calls) == 1
+    assert "forecasting.tasks.bootstrap_forecasts" in calls[0] and "--countdown" in calls[0]

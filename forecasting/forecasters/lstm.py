@@ -12,8 +12,9 @@ Missing days are zeros with mask 0: never silently zero-filled values the model
 cannot tell from real ones. Output: for horizons 1..14, the 50th percentile and two
 positive offsets (softplus) giving the 10th and 90th, so quantiles never cross;
 trained with the pinball loss on observed days only. The 80% interval is then
-calibrated on held-out windows (conformalized quantile regression, Romano et al.
-2019): per horizon, the interval is widened (or narrowed) by the conformity quantile;
+calibrated on held-out windows that come after, and are disjoint in time from, the
+windows early stopping selects weights on (conformalized quantile regression, Romano
+et al. 2019): per horizon, the interval is widened (or narrowed) by the conformity quantile;
 at prediction time each patient's interval is widened further when the model's
 forecasts from that patient's own recent past missed more often (``_local_widening``).
 
@@ -76,6 +77,7 @@ class LSTMForecaster(Forecaster):
         self.model_: Any = None
         self.n_train_windows_ = 0
         self.n_val_windows_ = 0
+        self.n_cal_windows_ = 0
         self.level_ = (0.0, 1.0)  # centre and scale of window levels (for the level input)
         self.min_scale_ = 1.0
         self.cqr_ = np.zeros(horizon)
@@ -241,16 +243,18 @@ class LSTMForecaster(Forecaster):
         self.min_scale_ = float(max(0.25 * np.median(s), 1e-3))
         self.level_ = (float(np.mean(mu)), float(max(np.std(mu), 1e-3)))
         X, mu, s, fut = self._windows(histories, ends)
-        # Validation: the latest windows of each series (time order, no leakage backwards).
-        is_val = np.concatenate([
-            np.arange(len(e)) >= int(np.ceil(len(e) * (1 - self.val_fraction))) for e in ends if len(e)
-        ])
+        # Three groups per series, in time order and disjoint: training windows, then
+        # early-stopping windows (they select the weights), then calibration windows (the
+        # conformal quantiles). A gap of one horizon between groups keeps any group's
+        # targets out of the next one's days; see ``_groups``.
+        group = np.concatenate([self._groups(e) for e in ends if len(e)])
         mask = (~np.isnan(fut)).astype(np.float32)
         Y = np.stack([np.nan_to_num(fut).astype(np.float32), mask], axis=-1)
-        train, val = ~is_val, is_val
+        train, val, cal = group == 0, group == 1, group == 2
         if val.sum() < 8 or train.sum() < 8:
-            train = np.ones(len(X), dtype=bool)
+            train = group >= 0
             val = np.zeros(len(X), dtype=bool)
+            cal = np.zeros(len(X), dtype=bool)
         self.model_ = self._build()
         self.model_.compile(optimizer=keras.optimizers.Adam(self.learning_rate, clipnorm=1.0),
                             loss=self._pinball)
@@ -267,9 +271,9 @@ class LSTMForecaster(Forecaster):
         self.history_ = {k: [float(v) for v in vals] for k, vals in hist.history.items()}
         self.epoch_seconds_ = timer.seconds
         self.cqr_ = np.zeros(self.horizon)
-        if self.calibrate and val.sum() >= 20:
-            pred = self._raw_predict(X[val])
-            y = fut[val]
+        if self.calibrate and cal.sum() >= 20:
+            pred = self._raw_predict(X[cal])
+            y = fut[cal]
             scores = np.maximum(pred[..., 0] - y, y - pred[..., 2])  # (n, H), NaN where missing
             for k in range(self.horizon):
                 sc = scores[:, k][~np.isnan(scores[:, k])]
@@ -278,6 +282,25 @@ class LSTMForecaster(Forecaster):
                     self.cqr_[k] = float(np.quantile(sc, level))
         self.n_train_windows_ = int(train.sum())
         self.n_val_windows_ = int(val.sum())
+        self.n_cal_windows_ = int(cal.sum())
+
+    def _groups(self, ends: np.ndarray) -> np.ndarray:
+        """Per training window of one series (``ends`` ascending): 0 train, 1 early
+        stopping, 2 calibration, -1 dropped (a gap). The last ``val_fraction`` of windows
+        calibrate, the ``val_fraction`` before them stop early; a window ending within a
+        horizon before the next group's first window is dropped, so its targets never
+        fall on that group's days. A series too short for three groups only trains."""
+        n, H = len(ends), self.horizon
+        k = max(int(np.ceil(n * self.val_fraction)), H + 7)  # a group outlives its gap
+        out = np.zeros(n, dtype=np.int64)
+        if n < 2 * k + 2 * H + 8:  # too short to split: every window trains
+            return out
+        cal0, es0 = ends[n - k], ends[n - 2 * k]
+        out[ends >= es0] = 1
+        out[ends >= cal0] = 2
+        out[(ends < cal0) & (ends >= cal0 - H)] = -1
+        out[(ends < es0) & (ends >= es0 - H)] = -1
+        return out
 
     def _raw_predict(self, X: np.ndarray) -> np.ndarray:
         if len(X) == 0:

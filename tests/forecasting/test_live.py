@@ -87,8 +87,9 @@ def test_training_then_forecasting_gives_every_patient_forecasts_readable_throug
     assert first.version.promoted  # the LSTM, or the best baseline if the LSTM lost
     assert registry.promoted("resting_hr") is not None
     lstm = ModelVersion.objects.get(metric="resting_hr", kind="lstm")
-    assert lstm.artifact and lstm.train_end == service.last_complete_day() - timedelta(days=10)
-    assert set(lstm.metrics["compared"]) == {"lstm", "naive", "seasonal_naive"}
+    # train_end is the last day the candidate trained on: the first origin, after the cut.
+    assert lstm.artifact and lstm.train_end == service.last_complete_day() - timedelta(days=9)
+    assert set(lstm.metrics["compared"]) == {"candidate", "naive", "seasonal_naive"}
     # The same night again is a no-op (idempotent).
     again = service.train_metric("resting_hr", days=DAYS - 1, holdout_days=10, lstm=small)
     assert again.reused and ModelVersion.objects.filter(metric="resting_hr", kind="lstm").count() == 1
@@ -162,3 +163,16 @@ def test_a_fresh_install_with_two_weeks_of_data_still_forecasts_every_patient(db
     assert out.promoted and out.version.kind in {"naive", "seasonal_naive"}
     assert not ModelVersion.objects.filter(kind="lstm").exists()
     assert service.forecast_metric("resting_hr") == 2 * 14
+
+
+def test_the_start_up_task_trains_and_forecasts_once_when_nothing_is_promoted(cohort_in_db, settings):
+    from forecasting.tasks import bootstrap_forecasts
+
+    settings.FORECAST_BASELINES = ["naive", "seasonal_naive"]
+    settings.FORECAST_LSTM_EPOCHS, settings.FORECAST_LSTM_UNITS = 1, 4
+    out = bootstrap_forecasts.run(["resting_hr"])
+    assert out["forecast"]["resting_hr"] > 0
+    assert registry.promoted("resting_hr") is not None
+    assert Forecast.objects.filter(metric="resting_hr").values("patient").distinct().count() == 3
+    # Once a model is promoted, a restart does not train again.
+    assert "skipped" in bootstrap_forecasts.run(["resting_hr"])

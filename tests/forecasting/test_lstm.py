@@ -78,8 +78,9 @@ def test_fit_refuses_histories_too_short_to_make_a_window():
 
 
 def test_a_patient_whose_days_swing_more_than_the_cohort_gets_a_wider_interval():
-    panel = tiny_panel(n=6, days=70)
+    panel = tiny_panel(n=6, days=120)  # long enough for disjoint calibration windows
     model = small_lstm().fit(panel)
+    assert model.n_cal_windows_ >= 20 and np.any(model.cqr_ != 0)
     rng = np.random.default_rng(1)
     calm = panel[0]
     wild_y = calm.y.copy()
@@ -90,3 +91,14 @@ def test_a_patient_whose_days_swing_more_than_the_cohort_gets_a_wider_interval()
     assert widen[1] > widen[0]
     model.local_windows = 0
     assert np.all(model._local_widening([calm, wild]) == 0)
+
+
+def test_calibration_windows_come_after_and_never_overlap_the_early_stopping_windows():
+    model = LSTMForecaster(horizon=14, val_fraction=0.15)
+    ends = np.arange(0, 150)
+    group = model._groups(ends)
+    train, es, cal = ends[group == 0], ends[group == 1], ends[group == 2]
+    assert len(train) and len(es) >= 7 and len(cal) >= 7
+    # Each group's targets (end + 1 .. end + 14) stop before the next group's first window.
+    assert train.max() + 14 < es.min() and es.max() + 14 < cal.min()
+    assert np.all(model._groups(np.arange(40)) == 0)  # too short to split: all training
