@@ -147,14 +147,7 @@ class AlertSink(kafka.CommittingConsumer):
             self.committable[tp] = max(self.committable.get(tp, 0), offset + 1)
 
     def _dead_letter(self, tp: TopicPartition, message, reason: str) -> None:
-        self.stats.dead_letters += 1
-        log.warning("alert dead letter from %s[%d]@%d: %s", tp.topic, tp.partition,
-                    message.offset, reason[:200])
-        kafka.producer().send(
-            self.dlq_topic, key=message.key, value=message.value,
-            headers=[("reason", reason[:1000].encode()),
-                     ("origin", f"{tp.topic}:{tp.partition}:{message.offset}".encode())],
-        ).get(timeout=settings.KAFKA_ACK_TIMEOUT_S)
+        self.send_dead_letter(self.dlq_topic, tp, message, reason)
 
     def _flush(self) -> None:
         pending, self.pending = self.pending, []

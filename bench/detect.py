@@ -163,10 +163,10 @@ def load_feeder(env: dict, patients: range, start_day: int, days: int, seed: int
     return th
 
 
-def latency_from_ingest(env: dict, url: str, tokens: dict[int, str], t_after_ms: int) -> list[float]:
-    """POST the upload completing an episode; time from its HTTP 202 to a readable alert row."""
+def alert_poller(env: dict, patients: list[int], t_after_ms: int) -> tuple[threading.Thread, dict, threading.Event]:
+    """A thread noting when each patient's high-heart-rate alert after ``t_after_ms``
+    becomes readable in PostgreSQL (``seen``: patient -> perf_counter); set ``done`` to stop."""
     import psycopg
-    import requests
 
     from alerts.models import Alert
 
@@ -179,13 +179,20 @@ def latency_from_ingest(env: dict, url: str, tokens: dict[int, str], t_after_ms:
                 rows = conn.execute(
                     f"SELECT patient_id FROM {Alert._meta.db_table} WHERE detector = 'hr_high_at_rest' "
                     "AND window_start >= to_timestamp(%s / 1000.0) AND patient_id = ANY(%s)",
-                    (t_after_ms, list(tokens))).fetchall()
+                    (t_after_ms, list(patients))).fetchall()
                 now = time.perf_counter()
                 for (p,) in rows:
                     seen.setdefault(p, now)
-                if len(seen) >= len(tokens):
+                if len(seen) >= len(patients):
                     return
                 time.sleep(0.005)
+
+    return threading.Thread(target=poll, daemon=True), seen, done
+
+
+def latency_from_ingest(env: dict, url: str, tokens: dict[int, str], t_after_ms: int) -> list[float]:
+    """POST the upload completing an episode; time from its HTTP 202 to a readable alert row."""
+    import requests
 
     session = requests.Session()
 
@@ -199,7 +206,7 @@ def latency_from_ingest(env: dict, url: str, tokens: dict[int, str], t_after_ms:
         post(token, f"lat-a-{pid}", [{"metric": "heart_rate", "time": t_after_ms + m * 60_000, "value": 132.0}
                                      for m in range(15)])
     time.sleep(3)
-    poller = threading.Thread(target=poll, daemon=True)
+    poller, seen, done = alert_poller(env, list(tokens), t_after_ms)
     poller.start()
     accepted: dict[int, float] = {}
     for pid, token in tokens.items():  # the sample that moves the watermark past it
@@ -213,27 +220,8 @@ def latency_from_ingest(env: dict, url: str, tokens: dict[int, str], t_after_ms:
 
 def latency(env: dict, patients: list[int], t_after_ms: int) -> list[float]:
     """Send one completing upload per patient; time from broker ack to a readable alert row."""
-    import psycopg
-
-    from alerts.models import Alert
     from lib import kafka
     from streams.replay import upload_message
-
-    seen: dict[int, float] = {}
-    done = threading.Event()
-
-    def poll() -> None:
-        with psycopg.connect(env["DATABASE_URL"], autocommit=True) as conn:
-            while not done.is_set():
-                rows = conn.execute(
-                    f"SELECT patient_id FROM {Alert._meta.db_table} WHERE detector = 'hr_high_at_rest' "
-                    "AND window_start >= to_timestamp(%s / 1000.0)", (t_after_ms,)).fetchall()
-                now = time.perf_counter()
-                for (p,) in rows:
-                    seen.setdefault(p, now)
-                if len(seen) >= len(patients):
-                    return
-                time.sleep(0.005)
 
     p = kafka.producer()
     # First the episode itself, not yet final (the event-time lateness holds it back)...
@@ -243,7 +231,7 @@ def latency(env: dict, patients: list[int], t_after_ms: int) -> list[float]:
                value=upload_message(pid, f"lat-a-{pid}", run))
     p.flush()
     time.sleep(3)
-    poller = threading.Thread(target=poll, daemon=True)
+    poller, seen, done = alert_poller(env, patients, t_after_ms)
     poller.start()
     sent: dict[int, float] = {}
     # ...then the sample that moves the watermark past it: now the condition is complete.

@@ -131,13 +131,7 @@ class Sink(kafka.CommittingConsumer):
             self.pending.offsets[tp] = max(self.pending.offsets.get(tp, 0), offset + 1)
 
     def _dead_letter(self, tp: TopicPartition, message, reason: str) -> None:
-        self.stats.dead_letters += 1
-        log.warning("dead letter from %s[%d]@%d: %s", tp.topic, tp.partition, message.offset, reason[:200])
-        kafka.producer().send(
-            settings.KAFKA_TOPIC_DLQ, key=message.key, value=message.value,
-            headers=[("reason", reason[:1000].encode()),
-                     ("origin", f"{tp.topic}:{tp.partition}:{message.offset}".encode())],
-        ).get(timeout=settings.KAFKA_ACK_TIMEOUT_S)
+        self.send_dead_letter(settings.KAFKA_TOPIC_DLQ, tp, message, reason)
 
     def _maybe_flush(self) -> None:
         if not self.pending.batches:

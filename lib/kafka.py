@@ -154,6 +154,18 @@ class CommittingConsumer:
         self.committable: dict = {}
         self.last_commit = time.monotonic()
 
+    def send_dead_letter(self, dlq_topic: str, tp, message, reason: str) -> None:
+        """Put an unusable message on the dead-letter topic with its reason and origin
+        (acked before its offset may be committed); never log its value."""
+        self.stats.dead_letters += 1  # type: ignore[attr-defined]
+        log.warning("dead letter from %s[%d]@%d: %s", tp.topic, tp.partition, message.offset,
+                    reason[:200])
+        producer().send(
+            dlq_topic, key=message.key, value=message.value,
+            headers=[("reason", reason[:1000].encode()),
+                     ("origin", f"{tp.topic}:{tp.partition}:{message.offset}".encode())],
+        ).get(timeout=settings.KAFKA_ACK_TIMEOUT_S)
+
     def install_signal_handlers(self) -> None:
         def stop(signum, _frame):
             log.info("signal %s: finishing the current batch and stopping", signum)
