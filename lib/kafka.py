@@ -51,6 +51,7 @@ def ensure_topics(extra: list[str] | None = None) -> None:
                 admin.create_topics(new)
             except TopicAlreadyExistsError:
                 pass
+        _wait_for_leaders(admin, wanted)
         partitions = {
             t.get("name", t.get("topic")): len(t["partitions"])
             for t in admin.describe_topics(patient_topics())
@@ -63,6 +64,25 @@ def ensure_topics(extra: list[str] | None = None) -> None:
             )
     finally:
         admin.close()
+
+
+def _wait_for_leaders(admin: KafkaAdminClient, topics: list[str], timeout_s: float = 30.0) -> None:
+    """Return once every partition of the topics has a leader: a topic just created has
+    none for a moment, and a send in that moment is retried and may be dropped."""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        described = admin.describe_topics(topics)
+        leaderless = sorted(
+            t.get("name", t.get("topic"))
+            for t in described
+            if t.get("error_code") or not t.get("partitions")
+            or any(p.get("leader_id", p.get("leader", -1)) < 0 for p in t["partitions"])
+        )
+        if not leaderless and len(described) >= len(set(topics)):
+            return
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"topics without a partition leader after {timeout_s:.0f} s: {leaderless}")
+        time.sleep(0.2)
 
 
 def producer() -> KafkaProducer:

@@ -55,8 +55,11 @@ class Procs:
         self.env, self.tmp_path, self.procs = env, tmp_path, []
 
     def start(self, command: str, name: str, **env: str) -> subprocess.Popen:
+        args = [command]
+        if command == "run_alert_sink":  # this test's own group: no rebalance with other tests' sinks
+            args += ["--group", f"alert-sink-{self.env['DETECTOR_APP_ID']}"]
         log = open(self.tmp_path / f"{name}.log", "ab")  # noqa: SIM115 - closed with the process
-        p = run_manage([command], {**self.env, **env}, stdout=log, stderr=subprocess.STDOUT)
+        p = run_manage(args, {**self.env, **env}, stdout=log, stderr=subprocess.STDOUT)
         self.procs.append(p)
         return p
 
@@ -94,9 +97,10 @@ def uploads(cohort, patients):
 
 def produce(topic, items):
     p = kafka.producer()
-    for pid, msg in items:
-        p.send(topic, key=kafka.patient_key(pid), value=msg)
+    futures = [p.send(topic, key=kafka.patient_key(pid), value=msg) for pid, msg in items]
     p.flush()
+    for f in futures:
+        f.get(timeout=30)  # raises if the broker did not take it: a lost upload fails here
 
 
 def expected_rows(cohort, patients, overrides=None):
@@ -144,7 +148,7 @@ def test_every_simulated_episode_raises_its_alert_and_controls_raise_at_most_one
     produce(kafka_topics["samples"], uploads(small_cohort, patients))
     expected = expected_rows(small_cohort, patients)
     rows = wait_for_rows(expected, 150, procs)
-    assert rows == expected, procs.log("worker")[-3000:]
+    assert rows == expected, procs.log("worker")[-3000:] + "\n--- sink ---\n" + procs.log("sink")[-2000:]
 
     episodes = small_cohort.episodes
     controls = set(patients) - set(episodes["patient"].astype(int))
