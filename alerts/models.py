@@ -104,10 +104,10 @@ class AlertAction(models.Model):
     acknowledged, snoozed until when, escalated to whom, resolved why.
     """
 
-    ACKNOWLEDGE, SNOOZE, ESCALATE, RESOLVE, REOPEN = (
-        "acknowledge", "snooze", "escalate", "resolve", "reopen",
+    ACKNOWLEDGE, SNOOZE, UNSNOOZE, ESCALATE, RESOLVE, REOPEN = (
+        "acknowledge", "snooze", "unsnooze", "escalate", "resolve", "reopen",
     )
-    ACTIONS = _choices((ACKNOWLEDGE, SNOOZE, ESCALATE, RESOLVE, REOPEN))
+    ACTIONS = _choices((ACKNOWLEDGE, SNOOZE, UNSNOOZE, ESCALATE, RESOLVE, REOPEN))
 
     alert = models.ForeignKey(Alert, on_delete=models.CASCADE, related_name="actions")
     actor = models.ForeignKey(

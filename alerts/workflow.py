@@ -1,6 +1,6 @@
 """The care team's alert workflow as plain functions over an alert and an actor.
 
-acknowledge, snooze (at most ``MAX_SNOOZE`` ahead), escalate (to a clinician or a team
+acknowledge, snooze (at most ``MAX_SNOOZE`` ahead) and undo a snooze, escalate (to a clinician or a team
 that may read the patient, checked through ``care.access``), resolve (a reason is
 required) and add a note. Each checks that the actor is a clinician who may read the
 alert's patient, locks the alert row for the change, records the step in
@@ -29,7 +29,7 @@ NOTE_MAX = 2000
 
 __all__ = ["AlreadyResolved", "InvalidInput", "NotAllowed", "WorkflowError", "acknowledge",
            "acknowledge_many", "add_note", "clear_thresholds", "escalate", "resolve",
-           "revert_threshold_change", "set_thresholds", "snooze"]
+           "revert_threshold_change", "set_thresholds", "snooze", "unsnooze"]
 
 
 def _require_clinician(actor, patient_id: int) -> Clinician:
@@ -111,6 +111,18 @@ def snooze(alert: Alert, actor, until: datetime, reason: str = "",
         raise InvalidInput("until", f"an alert can be snoozed for at most {MAX_SNOOZE.days} days")
     return _act(alert, actor, AlertAction.SNOOZE, states.SNOOZED, snoozed_until=until,
                 reason=_reason(reason))
+
+
+def unsnooze(alert: Alert, actor, reason: str = "") -> AlertAction:
+    """Undo a snooze: the alert returns to the queue in the status it had before it was
+    snoozed (open, acknowledged or escalated, with its assignee kept)."""
+    _require_clinician(actor, alert.patient_id)
+    if alert.status != states.SNOOZED:
+        raise InvalidInput("(request)", "this alert is not snoozed")
+    last = (AlertAction.objects.filter(alert_id=alert.pk, action=AlertAction.SNOOZE)
+            .order_by("-at", "-pk").values_list("from_status", flat=True).first())
+    back = last if last in (states.OPEN, states.ACKNOWLEDGED, states.ESCALATED) else states.OPEN
+    return _act(alert, actor, AlertAction.UNSNOOZE, back, reason=_reason(reason))
 
 
 def escalate(alert: Alert, actor, *, clinician_id: int | None = None, team_id: int | None = None,

@@ -203,6 +203,18 @@ class SnoozeView(_ActionView):
         workflow.snooze(alert, request.user, data["until"], data["reason"])
 
 
+class UnsnoozeView(_ActionView):
+    action_name = "unsnooze"
+
+    @_action_schema("unsnooze", ReasonSerializer,
+                    "Undo a snooze: the alert returns to the queue in the status it had before.")
+    def post(self, request, alert_id: int):
+        return super().post(request, alert_id)
+
+    def perform(self, request, alert, data):
+        workflow.unsnooze(alert, request.user, data["reason"])
+
+
 class EscalateView(_ActionView):
     action_name = "escalate"
     request_serializer = EscalateSerializer

@@ -44,6 +44,7 @@ urlpatterns = [
     path("alerts/<int:alert_id>", care.AlertDetailView.as_view(), name="alert"),
     path("alerts/<int:alert_id>/acknowledge", care.AcknowledgeView.as_view(), name="alert-acknowledge"),
     path("alerts/<int:alert_id>/snooze", care.SnoozeView.as_view(), name="alert-snooze"),
+    path("alerts/<int:alert_id>/unsnooze", care.UnsnoozeView.as_view(), name="alert-unsnooze"),
     path("alerts/<int:alert_id>/escalate", care.EscalateView.as_view(), name="alert-escalate"),
     path("alerts/<int:alert_id>/resolve", care.ResolveView.as_view(), name="alert-resolve"),
     path("alerts/<int:alert_id>/notes", care.NoteView.as_view(), name="alert-notes"),

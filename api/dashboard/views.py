@@ -248,6 +248,10 @@ def _snooze(request, alert: Alert) -> None:
     workflow.snooze(alert, request.user, timezone.now() + timedelta(hours=int(raw)))
 
 
+def _unsnooze(request, alert: Alert) -> None:
+    workflow.unsnooze(alert, request.user)
+
+
 def _escalate(request, alert: Alert) -> None:
     kind, _, raw = request.POST.get("target", "").partition(":")
     if kind not in ("clinician", "team") or not raw.isdigit():
@@ -264,7 +268,7 @@ def _note(request, alert: Alert) -> None:
     workflow.add_note(alert, request.user, request.POST.get("text", ""))
 
 
-ACTIONS = {"acknowledge": _acknowledge, "snooze": _snooze, "escalate": _escalate,
+ACTIONS = {"acknowledge": _acknowledge, "snooze": _snooze, "unsnooze": _unsnooze, "escalate": _escalate,
            "resolve": _resolve, "note": _note}
 
 

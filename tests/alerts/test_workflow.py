@@ -36,6 +36,40 @@ def test_a_snooze_must_end_in_the_future_and_within_thirty_days(world):
     assert row.status == states.SNOOZED and row.snoozed_until == now + timedelta(days=30)
 
 
+def test_undoing_a_snooze_returns_the_alert_to_the_status_it_had_before(world):
+    with pytest.raises(workflow.InvalidInput) as not_snoozed:
+        workflow.unsnooze(world.red, world.alice.user)
+    assert "not snoozed" in not_snoozed.value.reason
+    workflow.escalate(world.red, world.alice.user, clinician_id=world.carol.pk, reason="cardiology")
+    workflow.snooze(world.red, world.carol.user, timezone.now() + timedelta(hours=4))
+    with pytest.raises(workflow.NotAllowed):
+        workflow.unsnooze(world.red, world.bob.user)  # a clinician of another team
+    action = workflow.unsnooze(world.red, world.carol.user)
+    assert (action.action, action.from_status, action.to_status) == ("unsnooze", "snoozed", "escalated")
+    row = Alert.objects.get(pk=world.red.pk)
+    assert (row.status, row.snoozed_until, row.assigned_to_id) == (states.ESCALATED, None, world.carol.user.pk)
+    workflow.snooze(world.yellow, world.alice.user, timezone.now() + timedelta(hours=1))
+    workflow.unsnooze(world.yellow, world.alice.user)
+    assert Alert.objects.get(pk=world.yellow.pk).status == states.OPEN
+
+
+def test_the_dashboard_and_the_api_undo_a_snooze_alike(world, as_user):
+    until = (timezone.now() + timedelta(hours=4)).isoformat()
+    api = as_user(world.alice)
+    assert api.post(f"/api/v1/alerts/{world.red.pk}/snooze", {"until": until}, format="json").status_code == 200
+    undone = api.post(f"/api/v1/alerts/{world.red.pk}/unsnooze", {}, format="json")
+    assert undone.status_code == 200 and undone.json()["status"] == "open"
+    again = api.post(f"/api/v1/alerts/{world.red.pk}/unsnooze", {}, format="json")
+    assert again.status_code == 400 and "not snoozed" in again.json()["errors"][0]["reason"]
+    page = _dashboard(world)
+    page.post(f"/dashboard/alerts/{world.yellow.pk}/snooze", {"hours": "24", "view": "row"}, HTTP_HX_REQUEST="true")
+    row = page.post(f"/dashboard/alerts/{world.yellow.pk}/unsnooze", {"view": "row"}, HTTP_HX_REQUEST="true")
+    assert row.status_code == 200 and 'data-action="unsnooze"' not in row.content.decode()
+    assert [s[:3] for s in _steps(world.red)] == [s[:3] for s in _steps(world.yellow)] == [
+        ("snooze", "open", "snoozed"), ("unsnooze", "snoozed", "open")]
+    assert as_user(world.bob).post(f"/api/v1/alerts/{world.red.pk}/unsnooze", {}, format="json").status_code in (403, 404)
+
+
 def test_resolving_requires_a_reason_and_ends_the_workflow_except_for_notes(world):
     for reason in ("", "  ", "ok"):
         with pytest.raises(workflow.InvalidInput) as err:

@@ -85,7 +85,7 @@ LISTS = [
 NOT_PATIENT_DATA = {"auth-token", "auth-logout", "me", "teams", "login", "logout", "ingest-batches"}
 # Routes with their own access tests: team aggregates and the queue's bulk acknowledge
 # (tests/api/test_quality.py, tests/dashboard/test_queue_views.py).
-OWN_TESTS = {"alert-quality", "quality", "bulk-acknowledge"}
+OWN_TESTS = {"alert-quality", "quality", "bulk-acknowledge", "alert-unsnooze"}
 
 
 def _body(route: Route, w: World):
