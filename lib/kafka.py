@@ -139,11 +139,29 @@ def consumer(group_id: str, topics: list[str], **overrides) -> KafkaConsumer:
         fetch_max_bytes=32 * 1024 * 1024,
         max_partition_fetch_bytes=8 * 1024 * 1024,
         reconnect_backoff_max_ms=RECONNECT_BACKOFF_MAX_MS,
+        # a group that joined before it saw a topic's partitions is assigned nothing until
+        # the next metadata refresh: 30 s, not the client's default 5 minutes
+        metadata_max_age_ms=30_000,
     )
     options.update(overrides)
     c = KafkaConsumer(**options)
+    _await_partitions(c, topics)
     c.subscribe(topics)
     return c
+
+
+def _await_partitions(c: KafkaConsumer, topics: list[str], timeout_s: float = 30.0) -> None:
+    """Fetch the topics' partitions before joining the group, so that the first
+    assignment covers them (a topic created a moment ago may not be in the metadata yet).
+    A topic still missing after ``timeout_s`` is left to the metadata refresh."""
+    deadline = time.monotonic() + timeout_s
+    missing = list(topics)
+    while missing and time.monotonic() < deadline:
+        missing = [t for t in missing if not c.partitions_for_topic(t)]
+        if missing:
+            time.sleep(0.2)
+    if missing:
+        log.warning("no partitions known yet for %s; joining anyway", missing)
 
 
 def ping(timeout_s: float = 2.0) -> bool:
