@@ -125,6 +125,15 @@ def kafka_properties(port: int, controller_port: int, log_dir: Path) -> str:
     ])
 
 
+def new_cluster_id() -> str:
+    """A random KRaft cluster id (base64url of a UUID). Like Kafka's own generator, never
+    one starting with '-': the storage formatter would read it as an option and fail."""
+    while True:
+        cid = base64.urlsafe_b64encode(uuid.uuid4().bytes).rstrip(b"=").decode()
+        if not cid.startswith("-"):
+            return cid
+
+
 def start_kafka(port: int, data_dir: Path, log_path: Path | None = None, *,
                 controller_port: int | None = None, heap: str = "512m",
                 timeout: float = 90.0) -> subprocess.Popen:
@@ -146,7 +155,7 @@ def start_kafka(port: int, data_dir: Path, log_path: Path | None = None, *,
     jvm = [java, f"-Xmx{heap}", "-Xms64m", "-XX:+ExitOnOutOfMemoryError", "-Djava.awt.headless=true",
            f"-Dlog4j2.configurationFile={KAFKA_HOME / 'log4j2.properties'}", "-cp", classpath]
     if not (log_dir / "meta.properties").exists():
-        cluster_id = base64.urlsafe_b64encode(uuid.uuid4().bytes).rstrip(b"=").decode()
+        cluster_id = new_cluster_id()
         done = subprocess.run([*jvm, "kafka.tools.StorageTool", "format", "-t", cluster_id,
                                "-c", str(config)], capture_output=True, text=True)
         if done.returncode != 0:
