@@ -272,3 +272,54 @@ def test_the_yellow_digest_lists_todays_yellow_alerts_once_at_the_digest_hour(wa
     mails = mail_to_sink.wait_for(1, 10)
     assert [m["To"] for m in mails] == ["alice@clinic.test"]
     assert "1 yellow alert today" in mails[0]["Subject"] and "Short nights in a row" in mails[0].get_payload()
+
+
+# --- the local run's pieces (make run) -------------------------------------------------
+
+def test_notify_demo_puts_a_lead_on_call_and_points_a_webhook_at_the_receiver_once(ward, tmp_path):
+    from django.core.management import call_command
+
+    from care.models import TeamMembership
+
+    TeamMembership.objects.filter(team=ward["ward"], clinician=ward["dan"]).update(role="lead")
+    ward["alice"].user.email = ""
+    ward["alice"].user.save()
+    secret = tmp_path / "secret"
+    secret.write_text("demo-secret\n")
+    for _ in range(2):
+        call_command("notify_demo", "--webhook-url", "http://127.0.0.1:18026/", "--secret-file", str(secret))
+    now = timezone.now()
+    assert [c.display_name for c in routing.on_call(ward["ward"].pk, now)] == ["Dr Dan"]
+    assert [c.display_name for c in routing.on_call(ward["night"].pk, now)] == ["Dr Nina"]
+    assert OnCallShift.objects.count() == 2
+    hooks = WebhookEndpoint.objects.order_by("team__name")
+    assert [(h.team.name, h.url, h.secret) for h in hooks] == [
+        ("Night", "http://127.0.0.1:18026/", "demo-secret"), ("Ward", "http://127.0.0.1:18026/", "demo-secret")]
+    ward["alice"].user.refresh_from_db()
+    assert ward["alice"].user.email == "alice@localhost"
+
+
+def test_the_local_receiver_accepts_a_signed_delivery_and_refuses_a_forged_one():
+    import threading
+
+    import requests
+
+    from alerts.notify.receiver import make_server
+
+    said: list[str] = []
+    server = make_server("127.0.0.1", 0, "k", said.append)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    url = f"http://127.0.0.1:{server.server_address[1]}/"
+    body = b'{"event":"alert.red","delivery":3,"alert":{"id":9,"patient":4,"severity":"red"}}'
+    ts = int(datetime.now(UTC).timestamp())
+    try:
+        good = requests.post(url, data=body, timeout=5, headers={
+            signing.TIMESTAMP_HEADER: str(ts), signing.SIGNATURE_HEADER: signing.sign("k", ts, body)})
+        forged = requests.post(url, data=body, timeout=5, headers={
+            signing.TIMESTAMP_HEADER: str(ts), signing.SIGNATURE_HEADER: signing.sign("x", ts, body)})
+    finally:
+        server.shutdown()
+        server.server_close()
+    assert (good.status_code, forged.status_code) == (204, 401)
+    assert said == ["verified alert.red delivery 3 alert 9 patient 4 severity red",
+                    "refused a request with a bad or stale signature"]
