@@ -116,6 +116,7 @@ def test_the_stack_serves_pushed_data_through_the_read_api_within_10_s_and_stops
         mail = mailbox.Maildir(tmp_path / "mail", create=False)
         wait_for(lambda: any(f"#alert-{alert.pk}" in m.get_payload() for m in mail), 30,
                  "the email in the stack's SMTP sink")
+        print(f"make run: red alert row to webhook and email in {time.monotonic() - written:.1f} s")
         assert time.monotonic() - written < 30
     finally:
         children = psutil.Process(stack.pid).children(recursive=True) if stack.poll() is None else []
