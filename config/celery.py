@@ -6,6 +6,7 @@ import os
 
 from celery import Celery
 from celery.schedules import crontab
+from django.conf import settings
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
 
@@ -29,6 +30,14 @@ app.conf.beat_schedule = {
     "coaching-daily": {
         "task": "coaching.tasks.daily",
         "schedule": crontab(hour=6, minute=0),
+    },
+    "notify-sweep": {
+        "task": "alerts.notify.tasks.sweep",
+        "schedule": settings.NOTIFY_SWEEP_S,
+    },
+    "notify-yellow-digest": {
+        "task": "alerts.notify.tasks.yellow_digest",
+        "schedule": crontab(minute=0),
     },
     "coaching-sweep-new-alerts": {
         "task": "coaching.tasks.sweep_new_alerts",

@@ -30,6 +30,7 @@ INSTALLED_APPS = [
     # the layers, lowest first (lib is a plain package, not an app)
     "care",
     "alerts",
+    "alerts.notify",
     "ingest",
     "streams",
     "forecasting",
@@ -187,6 +188,17 @@ DETECTOR_MAX_POLL_INTERVAL_S = env_float("DETECTOR_MAX_POLL_INTERVAL_S", 300.0)
 DETECTOR_THRESHOLDS_REFRESH_S = env_float("DETECTOR_THRESHOLDS_REFRESH_S", 10.0)
 ALERT_SINK_BATCH_MESSAGES = env_int("ALERT_SINK_BATCH_MESSAGES", 500, minimum=1)
 ALERT_SINK_BATCH_SECONDS = env_float("ALERT_SINK_BATCH_SECONDS", 0.1)
+
+# --- Notifications (alerts/notify): Django's SMTP email backend and signed webhooks ---
+EMAIL_BACKEND = env_str("EMAIL_BACKEND", "django.core.mail.backends.smtp.EmailBackend")
+EMAIL_HOST, EMAIL_PORT = env_str("EMAIL_HOST", "127.0.0.1"), env_int("EMAIL_PORT", 1025, minimum=1)
+EMAIL_HOST_USER, EMAIL_HOST_PASSWORD = env_str("EMAIL_HOST_USER", ""), env_str("EMAIL_HOST_PASSWORD", "")
+EMAIL_USE_TLS, EMAIL_TIMEOUT = env_bool("EMAIL_USE_TLS", False), env_int("EMAIL_TIMEOUT", 10, minimum=1)
+DEFAULT_FROM_EMAIL = env_str("DEFAULT_FROM_EMAIL", "healthstream <alerts@localhost>")
+NOTIFY_SWEEP_S = env_float("NOTIFY_SWEEP_S", 10.0, minimum=1.0)
+NOTIFY_MAX_ATTEMPTS = env_int("NOTIFY_MAX_ATTEMPTS", 6, minimum=1)
+NOTIFY_RETRY_BASE_S = env_float("NOTIFY_RETRY_BASE_S", 30.0, minimum=0.0)
+NOTIFY_BASE_URL = env_str("NOTIFY_BASE_URL", "http://127.0.0.1:8000")
 
 # --- Celery ---
 CELERY_BROKER_URL = env_str("CELERY_BROKER_URL", REDIS_URL)

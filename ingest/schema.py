@@ -16,7 +16,8 @@ A device upload looks like::
 
 Times are RFC 3339 with an offset, or epoch milliseconds. A bad batch is refused
 whole: ``BatchError.errors`` lists each bad field (``samples[3].value``) and why.
-Names and units follow Open mHealth; ``METRICS[...].loinc`` gives the FHIR code.
+Names and units follow Open mHealth; ``METRICS[...].loinc`` gives the FHIR code
+(empty where LOINC has none: api/fhir.py then uses the project's own code system).
 """
 
 from __future__ import annotations
@@ -57,7 +58,8 @@ METRICS: dict[str, MetricSpec] = {
         MetricSpec("steps", 2, "steps", "55423-8", "Number of steps", True, 0, 100_000),
         MetricSpec("sleep_stage", 3, "min", "93832-4", "Sleep duration", True),
         MetricSpec("activity", 4, "kcal", "41981-2", "Calories burned", True, 0, 20_000),
-        MetricSpec("hrv_rmssd", 5, "ms", "80404-7", "R-R interval.standard deviation", False, 1, 500),
+        # No LOINC term for RMSSD (80404-7 is SDNN, another measure): "" = the local code.
+        MetricSpec("hrv_rmssd", 5, "ms", "", "Heart rate variability (RMSSD)", False, 1, 500),
     )
 }
 METRIC_BY_CODE = {m.code: m for m in METRICS.values()}

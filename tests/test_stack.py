@@ -4,6 +4,7 @@ process it started."""
 
 from __future__ import annotations
 
+import mailbox
 import os
 import re
 import signal
@@ -97,6 +98,26 @@ def test_the_stack_serves_pushed_data_through_the_read_api_within_10_s_and_stops
 
         wait_for(readable, 10, "the pushed sample in the read API")
         assert time.monotonic() - sent < 10
+
+        # A red alert row (written as the alert sink writes it) reaches the stack's SMTP
+        # sink and its signed-webhook receiver within 30 s.
+        from datetime import timedelta
+
+        from django.utils import timezone
+
+        from alerts.models import Alert
+
+        start = timezone.now() - timedelta(minutes=20)
+        alert = Alert.objects.create(patient_id=patient_id, detector="hr_high_at_rest", severity="red",
+                                     window_start=start, window_end=start + timedelta(minutes=10))
+        written = time.monotonic()
+        wait_for(lambda: any("verified alert.red delivery" in line and f"alert {alert.pk} " in line
+                             for line in output()), 30, "the signed webhook at the stack's receiver")
+        mail = mailbox.Maildir(tmp_path / "mail", create=False)
+        wait_for(lambda: any(f"#alert-{alert.pk}" in m.get_payload() for m in mail), 30,
+                 "the email in the stack's SMTP sink")
+        print(f"make run: red alert row to webhook and email in {time.monotonic() - written:.1f} s")
+        assert time.monotonic() - written < 30
     finally:
         children = psutil.Process(stack.pid).children(recursive=True) if stack.poll() is None else []
         if stack.poll() is None:

@@ -60,6 +60,7 @@ ROUTES = [
           {"params": {"threshold": 130}}),
     Route("patient-threshold", "delete", "/api/v1/patients/{p}/thresholds/hr_high_at_rest", "clinician"),
     Route("patient-fhir-observations", "get", "/api/v1/patients/{p}/fhir/Observation", "both"),
+    Route("fhir-observation-search", "get", "/fhir/R4/Observation?patient={p}", "both"),
     Route("patient-forecasts", "get", "/api/v1/patients/{p}/forecasts?metric=resting_hr", "both"),
     Route("alert", "get", "/api/v1/alerts/{a}", "clinician"),
     Route("alert-acknowledge", "post", "/api/v1/alerts/{a}/acknowledge", "clinician", {}),
@@ -82,7 +83,8 @@ LISTS = [
     Route("patients", "get", "/dashboard/patients/", "clinician", page=True),
 ]
 # Routes that serve no patient's data (sign-in, who am I, team names).
-NOT_PATIENT_DATA = {"auth-token", "auth-logout", "me", "teams", "login", "logout", "ingest-batches"}
+NOT_PATIENT_DATA = {"auth-token", "auth-logout", "me", "teams", "login", "logout", "ingest-batches",
+                    "fhir-metadata"}
 # Routes with their own access tests: team aggregates and the queue's bulk acknowledge
 # (tests/api/test_quality.py, tests/dashboard/test_queue_views.py).
 OWN_TESTS = {"alert-quality", "quality", "bulk-acknowledge", "alert-unsnooze"}
@@ -225,7 +227,7 @@ def test_a_patient_sees_only_themself_in_the_patient_list(world, as_user):
 
 def test_the_matrix_covers_every_route_of_the_api_and_the_dashboard():
     names = set()
-    for prefix in ("api.urls", "api.dashboard.urls"):
+    for prefix in ("api.urls", "api.dashboard.urls", "api.fhir_urls"):
         for pattern in get_resolver(prefix).url_patterns:
             names.add(pattern.name)
     covered = {r.name for r in ROUTES + LISTS}
