@@ -73,7 +73,7 @@ class IllnessEpisode(Detector):
 
     def __init__(self, open_score: float = 2.5, red_score: float = 3, close_score: float = 1,
                  cusum_weight: float = 0.5, confirm_nights: int = 3,
-                 stale_days: float = 14, news_margin_bpm: float = 0.0, max_new_per_30d: int = 1, cooldown_days: float = 3,
+                 stale_days: float = 14, max_new_per_30d: int = 1, cooldown_days: float = 3,
                  report_contributors: bool = False, nightsignal: dict | None = None,
                  cusum: dict | None = None, lateness_s: float = 600, tz_offset_min: int = 0) -> None:
         self.open_score = open_score
@@ -82,7 +82,6 @@ class IllnessEpisode(Detector):
         self.cusum_weight = cusum_weight
         self.confirm_nights = confirm_nights
         self.stale_days = stale_days
-        self.news_margin_bpm = news_margin_bpm
         self.max_new_per_30d = max_new_per_30d
         self.cooldown_days = cooldown_days
         self.report_contributors = report_contributors
@@ -184,9 +183,8 @@ class IllnessEpisode(Detector):
             nights = e.evidence.get("nights") or [{}]
             delta = nights[-1].get("delta_bpm") or 0.0
             if e.state == "update" and level <= self.levels_[i]:
-                news = delta >= self.peak_ + max(float(self.news_margin_bpm), 1e-9)
-            if e.state == "open" or news:
-                self.peak_ = delta if e.state == "open" else max(self.peak_, delta)
+                news = delta > self.peak_
+            self.peak_ = delta if e.state == "open" else max(self.peak_, delta)
         self.levels_[i] = level
         self.starts_[i] = e.window_start if level else -1
         self.evidence_[i] = _compact(e.evidence) if level else None
