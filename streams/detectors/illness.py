@@ -73,7 +73,7 @@ class IllnessEpisode(Detector):
 
     def __init__(self, open_score: float = 2.5, red_score: float = 3, close_score: float = 1,
                  cusum_weight: float = 0.5, confirm_nights: int = 3,
-                 stale_days: float = 14, max_new_per_30d: int = 1, cooldown_days: float = 3,
+                 stale_days: float = 7, max_new_per_30d: int = 1, cooldown_days: float = 3,
                  report_contributors: bool = False, nightsignal: dict | None = None,
                  cusum: dict | None = None, lateness_s: float = 600, tz_offset_min: int = 0) -> None:
         self.open_score = open_score

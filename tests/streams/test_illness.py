@@ -54,15 +54,15 @@ def test_a_cusum_alarm_alone_or_nightsignal_red_for_two_nights_alone_does_not_op
                        T0 + 22 * DAY) == []
 
 
-def test_it_closes_after_14_days_without_new_evidence_and_a_plateau_is_not_news():
+def test_it_closes_after_7_days_without_new_evidence_and_a_plateau_is_not_news():
     ill = IllnessEpisode()
     events = [ns("open", "red", 10, 1, (6, 6, 6), start_day=8)]
     events += [ns("update", "red", 10 + k, 1 + k, (6, 6, 5), start_day=8) for k in range(1, 30)]  # a plateau
     out = ill.combine(events, T0 + 40 * DAY)
     assert states(out)[0] == ("open", "red") and states(out)[-1] == ("closed", "red")
     closed = out[-1]
-    assert closed.time - T0 == 24 * DAY  # day 10 + 14
-    assert closed.evidence["closed_by"] == "no new evidence for 14 days"
+    assert closed.time - T0 == 17 * DAY  # day 10 + 7
+    assert closed.evidence["closed_by"] == "no new evidence for 7 days"
 
 
 def test_a_night_more_raised_than_any_before_is_news_and_keeps_it_open():
