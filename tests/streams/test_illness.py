@@ -97,6 +97,17 @@ def test_contributor_overrides_reach_them_inside_the_illness_episode():
     assert mon.child("nightsignal_rhr").red_delta == 4.0
 
 
+def test_removing_an_override_restores_the_episodes_own_nightsignal_defaults_and_sweep_params():
+    mon = PatientMonitor(params={"illness_rhr": {"stale_days": 5}})
+    ns = mon.child("nightsignal_rhr")
+    assert (ns.min_night_hours, ns.lapse_nights) == (2, 3)  # NIGHTSIGNAL_DEFAULTS, not the class's
+    mon.apply_overrides({"nightsignal_rhr": {"min_night_hours": 4, "red_delta": 6}})
+    assert (ns.min_night_hours, ns.red_delta) == (4, 6)
+    mon.apply_overrides({})
+    assert (ns.min_night_hours, ns.lapse_nights, ns.red_delta) == (2, 3, 4.0)
+    assert mon.child("illness_rhr").stale_days == 5  # the monitor's params stay
+
+
 def test_sweep_params_reach_a_contributor_through_the_monitor():
     mon = PatientMonitor(params={"cusum_rhr": {"rebaseline_days": 3}})
     assert mon.child("cusum_rhr").rebaseline_days == 3
