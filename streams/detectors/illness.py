@@ -50,7 +50,7 @@ from streams.detectors.nightsignal import NightSignal
 CONTRIBUTORS = ("nightsignal_rhr", "cusum_rhr")
 #: NightSignal inside the episode: scored from 14 earlier nights, not 7 (fewer alarms on an
 #: immature baseline; the development curve in docs/detectors.md)
-NIGHTSIGNAL_DEFAULTS = {"min_baseline_nights": 14}
+NIGHTSIGNAL_DEFAULTS = {"min_baseline_nights": 14, "min_night_hours": 2, "lapse_nights": 3}
 
 
 class IllnessEpisode(Detector):
@@ -59,8 +59,8 @@ class IllnessEpisode(Detector):
     >>> import numpy as np
     >>> from streams.detectors.base import Samples, HEART_RATE
     >>> day0 = 19_000 * 86_400_000
-    >>> days = np.repeat(np.arange(19), 60)
-    >>> t = day0 + days * 86_400_000 + np.tile(np.arange(60), 19) * 60_000
+    >>> days = np.repeat(np.arange(19), 180)                      # 3 hours a night
+    >>> t = day0 + days * 86_400_000 + np.tile(np.arange(180), 19) * 60_000
     >>> hr = np.where((days >= 14) & (days < 17), 66.0, 60.0)   # three nights 6 bpm up
     >>> det = IllnessEpisode(lateness_s=0)
     >>> out = det.update(Samples.from_arrays(HEART_RATE, t, value=hr))
@@ -73,7 +73,7 @@ class IllnessEpisode(Detector):
 
     def __init__(self, open_score: float = 2.5, red_score: float = 3, close_score: float = 1,
                  cusum_weight: float = 0.5, confirm_nights: int = 3,
-                 stale_days: float = 14, max_new_per_30d: int = 1, cooldown_days: float = 3,
+                 stale_days: float = 7, max_new_per_30d: int = 1, cooldown_days: float = 3,
                  report_contributors: bool = False, nightsignal: dict | None = None,
                  cusum: dict | None = None, lateness_s: float = 600, tz_offset_min: int = 0) -> None:
         self.open_score = open_score

@@ -7,13 +7,19 @@ nights; *yellow* when two consecutive nights are at least 3 bpm above the baseli
 *red* when two consecutive nights are at least 4 bpm above; evaluated at 07:00.
 
 Here: a minute with no step record counts as zero steps (as in the published code's
-merge); a night needs ``min_samples`` resting heart-rate samples to count; nights
+merge); a night needs ``min_samples`` resting heart-rate samples, spread over at least
+``min_night_hours`` of the window (counted in 10-minute slots that hold a resting
+sample), to count: a night of a few minutes (a watch put on at 06:40, a burst of
+readings while awake) is no measure of resting heart rate, and on an Apple Watch such
+nights jumped 20+ bpm; nights
 are consecutive calendar nights (a night without data breaks a streak); scoring
 starts once ``min_baseline_nights`` earlier nights exist. The baseline keeps the last
 ``max_baseline_nights`` (120) nights, in tenths of a bpm, so a patient's state stays
 bounded (the published rule takes all earlier nights). An episode stays one alert
 while nights stay elevated (each further elevated night is an ``update`` event: new
-evidence) and closes on the first night under the yellow delta.
+evidence) and closes on the first night under the yellow delta, or, with
+``lapse_nights`` set, once that many nights have passed without an alerting night (a
+night without enough data is no alert: a raised state must not outlive its evidence).
 """
 
 from __future__ import annotations
@@ -31,6 +37,8 @@ from streams.detectors.base import (
     MinuteFrame,
     _r,
 )
+
+SLOT_MIN = 10  # coverage of a night is counted in 10-minute slots (device-agnostic)
 
 
 def day_label(day: int) -> str:
@@ -58,8 +66,8 @@ class NightSignal(Detector):
     def __init__(self, yellow_delta: float = 3.0, red_delta: float = 4.0,
                  consecutive_nights: int = 2, night_start_hour: int = 0, night_end_hour: int = 7,
                  min_samples: int = 10, min_baseline_nights: int = 7, cooldown_nights: int = 1,
-                 max_baseline_nights: int = 120,
-                 lateness_s: float = 600, tz_offset_min: int = 0) -> None:
+                 max_baseline_nights: int = 120, min_night_hours: float = 0.0,
+                 lapse_nights: int = 0, lateness_s: float = 600, tz_offset_min: int = 0) -> None:
         self.yellow_delta = yellow_delta
         self.red_delta = red_delta
         self.consecutive_nights = consecutive_nights
@@ -69,14 +77,18 @@ class NightSignal(Detector):
         self.min_baseline_nights = min_baseline_nights
         self.cooldown_nights = cooldown_nights
         self.max_baseline_nights = max_baseline_nights
+        self.min_night_hours = min_night_hours
+        self.lapse_nights = lapse_nights
         super().__init__(lateness_s, tz_offset_min)
         self.next_night_: int | None = None  # local day number of the next night to evaluate
-        self.acc_: dict[int, list[int]] = {}  # day -> [milli-bpm sum, samples]
+        # day -> [milli-bpm sum, samples, 10-minute slots with a sample, the last such slot]
+        self.acc_: dict[int, list[int]] = {}
         # earlier nights' resting HR in tenths of a bpm, the last ``max_baseline_nights``
         self.history_ = np.zeros(0, np.uint16)
         self.recent_: list[tuple[int, float, float]] = []  # (day, rhr, delta) of the streak
         self.yellow_streak_ = 0
         self.red_streak_ = 0
+        self.last_alert_night_ = -1  # local day number of the latest alerting night
         self.episode_ = Episode(cooldown_nights * DAY_MS)
 
     def _night_bounds(self, day: int) -> tuple[int, int]:
@@ -99,10 +111,18 @@ class NightSignal(Detector):
             u, inv = np.unique(day[sel], return_inverse=True)
             sums = np.bincount(inv, weights=frame.hr_sum[sel].astype(np.float64))
             ns = np.bincount(inv, weights=frame.hr_n[sel].astype(np.float64))
-            for d, s, n in zip(u.tolist(), sums.tolist(), ns.tolist(), strict=True):
-                acc = self.acc_.setdefault(d, [0, 0])
+            slot = lm[sel] // SLOT_MIN  # 10-minute slots; minutes arrive in order
+            first = np.r_[True, slot[1:] != slot[:-1]]
+            slots = np.bincount(inv[first], minlength=len(u))
+            first_slot = slot[np.r_[True, inv[1:] != inv[:-1]]]
+            last_slot = slot[np.r_[inv[1:] != inv[:-1], True]]
+            for d, s, n, k, a, b in zip(u.tolist(), sums.tolist(), ns.tolist(), slots.tolist(),
+                                        first_slot.tolist(), last_slot.tolist(), strict=True):
+                acc = self.acc_.setdefault(d, [0, 0, 0, -1])
                 acc[0] += int(s)
                 acc[1] += int(n)
+                acc[2] += int(k) - (a == acc[3])  # a slot split between two frames counts once
+                acc[3] = int(b)
         if self.next_night_ is None:
             self.next_night_ = int(day[0])
         last_done = (int(lm[-1]) + 1 - self.night_end_hour * 60) // 1440
@@ -113,10 +133,11 @@ class NightSignal(Detector):
         return events
 
     def _evaluate(self, d: int, events: list[Event]) -> None:
-        s, n = self.acc_.pop(d, (0, 0))
-        if n < self.min_samples:
+        s, n, slots, _ = self.acc_.pop(d, (0, 0, 0, -1))
+        if n < self.min_samples or slots * SLOT_MIN < self.min_night_hours * 60:
             self.yellow_streak_ = self.red_streak_ = 0
             self.recent_ = []
+            self._lapse(d, float("nan"), events)
             return
         rhr = s / n / HR_SCALE
         base = self.baseline()
@@ -145,6 +166,18 @@ class NightSignal(Detector):
             ev = self.episode_.raise_(self.name, self._night_bounds(first)[0], end, severity, evidence)
             if ev is None:  # one more elevated night: new evidence, reported as an update
                 ev = self.episode_.touch(self.name, end, evidence)
+            if ev is not None:
+                events.append(ev)
+            self.last_alert_night_ = d
+        else:
+            self._lapse(d, base, events)
+
+    def _lapse(self, d: int, base: float, events: list[Event]) -> None:
+        """Close an open episode after ``lapse_nights`` nights without an alerting night."""
+        if (self.lapse_nights > 0 and self.episode_.is_open and self.last_alert_night_ >= 0
+                and d - self.last_alert_night_ >= self.lapse_nights):
+            ev = self.episode_.close(self.name, self._night_bounds(d)[1],
+                                     {**self._evidence(base, []), "lapsed_nights": int(d - self.last_alert_night_)})
             if ev is not None:
                 events.append(ev)
 

@@ -14,7 +14,7 @@ from typing import Any, ClassVar
 from streams.detectors.base import Detector, Event, MinuteFrame, Samples
 from streams.detectors.cusum import CuSumRHR
 from streams.detectors.heart_rate import HighHeartRateAtRest, LowHeartRateAtRest
-from streams.detectors.illness import CONTRIBUTORS, IllnessEpisode
+from streams.detectors.illness import CONTRIBUTORS, NIGHTSIGNAL_DEFAULTS, IllnessEpisode
 from streams.detectors.nightsignal import NightSignal
 from streams.detectors.sleep import SleepDebt
 from streams.detectors.wear import WearGap
@@ -31,7 +31,8 @@ DEFAULT_DETECTORS = ("hr_high_at_rest", "hr_low_at_rest", "illness_rhr", "wear_g
 TUNABLE: dict[str, tuple[str, ...]] = {
     "hr_high_at_rest": ("threshold", "duration_min", "red_after_min", "rest_window_min"),
     "hr_low_at_rest": ("threshold", "duration_min", "red_after_min", "rest_window_min"),
-    "nightsignal_rhr": ("yellow_delta", "red_delta", "consecutive_nights", "min_samples"),
+    "nightsignal_rhr": ("yellow_delta", "red_delta", "consecutive_nights", "min_samples",
+                        "min_night_hours", "lapse_nights"),
     "cusum_rhr": ("yellow_after_hours", "red_after_hours", "null_quantile", "rebaseline_days"),
     "illness_rhr": ("open_score", "red_score", "close_score", "cusum_weight", "stale_days",
                     "max_new_per_30d"),
@@ -115,13 +116,24 @@ class PatientMonitor(Detector):
                 return c
         raise KeyError(name)
 
+    def _base_params(self, c: Detector) -> dict[str, Any]:
+        """A detector's tunable parameters without overrides: the class defaults, then
+        NightSignal's inside the illness episode, then this monitor's ``params``."""
+        base = {k: v for k, v in _defaults(type(c)).items() if k in TUNABLE[c.name]}
+        inside = any(c is x for ch in self.children_ for x in getattr(ch, "contributors_", []))
+        layers = [NIGHTSIGNAL_DEFAULTS if inside and c.name == "nightsignal_rhr" else {},
+                  (self.params or {}).get(c.name, {})]
+        for layer in layers:
+            base.update({k: v for k, v in layer.items() if k in base})
+        return base
+
     def apply_overrides(self, overrides: Mapping[str, Mapping[str, Any]]) -> bool:
         """Make the detectors' tunable parameters defaults + ``overrides``; True if changed."""
         wanted = {k: dict(v) for k, v in overrides.items() if v}
         if wanted == self.overrides_:
             return False
         for c in self.all_detectors():
-            params = {k: v for k, v in _defaults(type(c)).items() if k in TUNABLE[c.name]}
+            params = self._base_params(c)
             params.update(validate_overrides(c.name, wanted.get(c.name, {})))
             c.set_params(**params)
         self.overrides_ = wanted

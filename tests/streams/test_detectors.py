@@ -164,6 +164,33 @@ def test_a_normal_night_closes_the_episode_and_each_further_raised_night_is_an_u
     assert events[-1].time == DAY0 + 13 * DAY + 7 * HOUR  # closed the morning after
 
 
+def test_a_night_with_under_the_minimum_coverage_does_not_count():
+    # two raised nights, each a 90-minute burst of readings (every minute): 9 slots, not 12
+    base = nights([0] * 10)
+    t = np.concatenate([DAY0 + d * DAY + 5 * HOUR + np.arange(90) * MIN for d in (10, 11)])
+    s = Samples.concat([base, hr(t, np.full(t.size, 80.0))])
+    assert run(NightSignal(lateness_s=0, min_night_hours=2), s, DAY0 + 12 * DAY) == []
+    # the same nights pass with 1.5 hours required, and readings 5 minutes apart over
+    # 2 hours (an Apple Watch at rest) fill every 10-minute slot
+    assert [e.severity for e in run(NightSignal(lateness_s=0, min_night_hours=1.5), s, DAY0 + 12 * DAY)] == ["red"]
+    t = np.concatenate([DAY0 + d * DAY + 3 * HOUR + np.arange(24) * 5 * MIN for d in (10, 11)])
+    s = Samples.concat([base, hr(t, np.full(t.size, 80.0))])
+    assert [e.severity for e in run(NightSignal(lateness_s=0, min_night_hours=2), s, DAY0 + 12 * DAY)] == ["red"]
+
+
+def test_a_raised_episode_lapses_after_nights_without_an_alerting_night():
+    # raised nights 10-11, then no data for nights 12-14: the alert closes the morning
+    # after the third night without an alert, with the nights counted in its evidence
+    s = Samples.concat([nights([0] * 10 + [6, 6]),
+                        hr(np.array([DAY0 + 15 * DAY + 12 * HOUR]), np.array([60.0]))])
+    events = run(NightSignal(lateness_s=0, lapse_nights=3), s, DAY0 + 16 * DAY)
+    assert [e.state for e in events] == ["open", "closed"]
+    assert events[1].time == DAY0 + 14 * DAY + 7 * HOUR
+    assert events[1].evidence["lapsed_nights"] == 3
+    # without the rule it stays open through the missing nights
+    assert [e.state for e in run(NightSignal(lateness_s=0), s, DAY0 + 16 * DAY)] == ["open"]
+
+
 def test_the_night_follows_the_patients_time_zone():
     # nights at 00:00-07:00 in UTC+2 are 22:00-05:00 UTC the day before
     s = nights([0] * 10 + [5, 5])

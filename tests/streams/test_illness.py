@@ -54,15 +54,15 @@ def test_a_cusum_alarm_alone_or_nightsignal_red_for_two_nights_alone_does_not_op
                        T0 + 22 * DAY) == []
 
 
-def test_it_closes_after_14_days_without_new_evidence_and_a_plateau_is_not_news():
+def test_it_closes_after_7_days_without_new_evidence_and_a_plateau_is_not_news():
     ill = IllnessEpisode()
     events = [ns("open", "red", 10, 1, (6, 6, 6), start_day=8)]
     events += [ns("update", "red", 10 + k, 1 + k, (6, 6, 5), start_day=8) for k in range(1, 30)]  # a plateau
     out = ill.combine(events, T0 + 40 * DAY)
     assert states(out)[0] == ("open", "red") and states(out)[-1] == ("closed", "red")
     closed = out[-1]
-    assert closed.time - T0 == 24 * DAY  # day 10 + 14
-    assert closed.evidence["closed_by"] == "no new evidence for 14 days"
+    assert closed.time - T0 == 17 * DAY  # day 10 + 7
+    assert closed.evidence["closed_by"] == "no new evidence for 7 days"
 
 
 def test_a_night_more_raised_than_any_before_is_news_and_keeps_it_open():
@@ -95,6 +95,17 @@ def test_contributor_overrides_reach_them_inside_the_illness_episode():
     assert mon.child("nightsignal_rhr").red_delta == 6 and mon.child("illness_rhr").open_score == 3
     mon.apply_overrides({})
     assert mon.child("nightsignal_rhr").red_delta == 4.0
+
+
+def test_removing_an_override_restores_the_episodes_own_nightsignal_defaults_and_sweep_params():
+    mon = PatientMonitor(params={"illness_rhr": {"stale_days": 5}})
+    ns = mon.child("nightsignal_rhr")
+    assert (ns.min_night_hours, ns.lapse_nights) == (2, 3)  # NIGHTSIGNAL_DEFAULTS, not the class's
+    mon.apply_overrides({"nightsignal_rhr": {"min_night_hours": 4, "red_delta": 6}})
+    assert (ns.min_night_hours, ns.red_delta) == (4, 6)
+    mon.apply_overrides({})
+    assert (ns.min_night_hours, ns.lapse_nights, ns.red_delta) == (2, 3, 4.0)
+    assert mon.child("illness_rhr").stale_days == 5  # the monitor's params stay
 
 
 def test_sweep_params_reach_a_contributor_through_the_monitor():

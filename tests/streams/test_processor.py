@@ -62,3 +62,25 @@ def test_a_bad_take_window_is_refused_at_start(monkeypatch, raw, reason):
     monkeypatch.setenv("DETECTOR_TAKE_WITHIN_S", raw)
     with pytest.raises(ImproperlyConfigured, match=f"DETECTOR_TAKE_WITHIN_S.*{reason}"):
         env_float("DETECTOR_TAKE_WITHIN_S", 0.5, minimum=0.0)
+
+
+def test_a_state_blob_uses_the_frozen_dictionary_and_one_written_without_it_still_loads():
+    import pickle
+    import zlib
+
+    from streams.processor import STATE_ZDICT
+
+    # the dictionary is part of the stored format: editing it would make every stored
+    # state unreadable, so its checksum is pinned here
+    assert zlib.adler32(STATE_ZDICT) == 2334897762
+    proc = DetectorProcessor(lateness_s=600)
+    out = proc.process([(b"7", i, msg(7, i)) for i in range(40)], {}.get)
+    blob = out.states[b"7"]
+    state = PatientState.loads(blob)
+    assert state.offset == 39
+    plain = pickle.dumps(state, protocol=pickle.HIGHEST_PROTOCOL)
+    assert len(blob) < len(zlib.compress(plain, 6))  # the dictionary earns its keep
+    with pytest.raises(zlib.error):
+        zlib.decompress(blob)  # it cannot be read without the dictionary
+    old = PatientState.loads(zlib.compress(plain, 6))  # the format before the dictionary
+    assert old.offset == 39 and old.monitor.watermark_ == state.monitor.watermark_
