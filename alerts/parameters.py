@@ -55,6 +55,9 @@ PARAMETERS: dict[str, dict[str, Parameter]] = {
         _p("red_delta", "Red when above usual by", "bpm", 4, 3, 15),
         _p("consecutive_nights", "For nights in a row", "nights", 2, 1, 7),
         _p("min_samples", "Resting samples a night needs", "samples", 10, 5, 120),
+        # inside the illness episode (the only place NightSignal raises queue items)
+        _p("min_night_hours", "Hours of resting data a night needs", "h", 2, 0, 6),
+        _p("lapse_nights", "Episode ends after nights without an alerting night", "nights", 3, 1, 14),
     )},
     "cusum_rhr": {p.name: p for p in (
         _p("yellow_after_hours", "Yellow after a rise lasting", "h", 24, 6, 96),
@@ -65,7 +68,7 @@ PARAMETERS: dict[str, dict[str, Parameter]] = {
     "illness_rhr": {p.name: p for p in (
         _p("open_score", "Open an episode at a combined score of", "points", 2.5, 1.5, 4),
         _p("red_score", "Red from a combined score of", "points", 3, 2, 5),
-        _p("stale_days", "Close after days without new evidence", "days", 14, 3, 14),
+        _p("stale_days", "Close after days without new evidence", "days", 7, 3, 14),
         _p("max_new_per_30d", "New episodes per 30 days at most", "episodes", 1, 1, 4),
     )},
     "wear_gap": {p.name: p for p in (

@@ -7,12 +7,15 @@ import inspect
 import pytest
 
 from alerts import parameters
+from streams.detectors.illness import NIGHTSIGNAL_DEFAULTS
 from streams.detectors.suite import DETECTORS, TUNABLE
 
 
 @pytest.mark.parametrize("detector", sorted(parameters.PARAMETERS))
 def test_each_described_parameter_is_tunable_and_its_default_is_the_detectors_own_and_in_range(detector):
     sig = {p.name: p.default for p in inspect.signature(DETECTORS[detector].__init__).parameters.values()}
+    if detector == "nightsignal_rhr":  # it raises queue items only inside the illness episode
+        sig.update(NIGHTSIGNAL_DEFAULTS)
     for name, p in parameters.PARAMETERS[detector].items():
         assert name in TUNABLE[detector]
         assert p.default == float(sig[name]), f"{detector}.{name}"
