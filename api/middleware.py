@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import time
+
+from django.conf import settings
+from django.contrib.auth import logout
 from django.http import HttpResponse, JsonResponse
 
 NUL_REASON = "must not contain NUL (0x00) characters"
@@ -35,3 +39,52 @@ class RejectNulMiddleware:
             return HttpResponse(f"{field}: {NUL_REASON}".encode(), status=400,
                                 content_type="text/plain; charset=utf-8")
         return self.get_response(request)
+
+
+#: A strict policy: scripts, styles, images and connections from this server only; the
+#: templates carry no inline script, handler or style (tests/dashboard/test_queue_views.py).
+CSP = ("default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
+       "font-src 'self'; connect-src 'self'; object-src 'none'; base-uri 'self'; "
+       "form-action 'self'; frame-ancestors 'none'")
+
+
+class SecurityHeadersMiddleware:
+    """Content-Security-Policy on every page this app renders, and ``Cache-Control:
+    no-store`` on everything but static files (placed after WhiteNoise, which answers
+    those itself): API answers and dashboard pages carry health data that no browser or
+    proxy cache should keep."""
+
+    def __init__(self, get_response):
+        self.get_response = get_response
+
+    def __call__(self, request):
+        response = self.get_response(request)
+        response.setdefault("Content-Security-Policy", CSP)
+        response["Cache-Control"] = "no-store"
+        return response
+
+
+class SessionIdleTimeoutMiddleware:
+    """Sign a dashboard session out after SESSION_IDLE_TIMEOUT_S without activity.
+
+    The queue's own polling (GET of a path in SESSION_PASSIVE_PATHS) is not activity: a
+    queue left open on an unattended screen must still time out. The last activity is
+    written at most once a minute, so a busy session costs no session write per request."""
+
+    def __init__(self, get_response):
+        self.get_response = get_response
+
+    def __call__(self, request):
+        user = getattr(request, "user", None)
+        if user is not None and user.is_authenticated and hasattr(request, "session"):
+            now = int(time.time())
+            last = request.session.get(_LAST_ACTIVE)
+            if isinstance(last, int) and now - last > settings.SESSION_IDLE_TIMEOUT_S:
+                logout(request)
+            elif not (request.method == "GET" and request.path in settings.SESSION_PASSIVE_PATHS):
+                if not isinstance(last, int) or now - last >= 60:
+                    request.session[_LAST_ACTIVE] = now
+        return self.get_response(request)
+
+
+_LAST_ACTIVE = "hs_last_active"

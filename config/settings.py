@@ -7,15 +7,51 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from django.core.exceptions import ImproperlyConfigured
+
 from lib.env import env_bool, env_float, env_int, env_list, env_str, parse_database_url
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 VAR_DIR = Path(env_str("HEALTHSTREAM_VAR_DIR", str(BASE_DIR / "var")))
 
+# DEBUG=1 is the local run (make run, make test, make bench set it): plain HTTP, a
+# built-in key. With DEBUG off (the default) this is production: a SECRET_KEY is
+# required, and HTTPS, HSTS and Secure cookies are on.
 DEBUG = env_bool("DEBUG", False)
-SECRET_KEY = env_str("SECRET_KEY", "dev-only-insecure-key-change-me-in-production-0123456789")
+SECRET_KEY = env_str("SECRET_KEY", "")
+if not SECRET_KEY:
+    if not DEBUG:
+        raise ImproperlyConfigured(
+            "SECRET_KEY is not set and DEBUG is off: set SECRET_KEY (or SECRET_KEY_FILE) to 50 or "
+            "more random characters for production, or DEBUG=1 for a local run")
+    SECRET_KEY = "dev-only-insecure-key-never-used-with-debug-off-0123456789abcdef"
 ALLOWED_HOSTS = env_list("ALLOWED_HOSTS", "127.0.0.1,localhost,testserver,[::1]")
 CSRF_TRUSTED_ORIGINS = env_list("CSRF_TRUSTED_ORIGINS", "")
+
+# --- HTTPS and cookies (see docs/deploy.md) ---
+HTTPS = env_bool("HTTPS", not DEBUG)
+SECURE_SSL_REDIRECT = HTTPS
+# load balancers' health checks and the metrics scrape come over plain HTTP inside the network
+SECURE_REDIRECT_EXEMPT = [r"^healthz$", r"^metrics$"]
+SECURE_HSTS_SECONDS = env_int("SECURE_HSTS_SECONDS", 31_536_000 if HTTPS else 0, minimum=0)
+SECURE_HSTS_INCLUDE_SUBDOMAINS = env_bool("SECURE_HSTS_INCLUDE_SUBDOMAINS", True)
+SECURE_HSTS_PRELOAD = env_bool("SECURE_HSTS_PRELOAD", True)
+SECURE_CONTENT_TYPE_NOSNIFF = True
+SECURE_REFERRER_POLICY = "same-origin"
+SESSION_COOKIE_SECURE = CSRF_COOKIE_SECURE = HTTPS
+SESSION_COOKIE_HTTPONLY = True
+SESSION_COOKIE_SAMESITE = CSRF_COOKIE_SAMESITE = "Lax"
+X_FRAME_OPTIONS = "DENY"
+# A dashboard session ends after SESSION_IDLE_TIMEOUT_S without a click (the queue's own
+# polling does not count) and at most SESSION_MAX_AGE_S after sign-in.
+SESSION_IDLE_TIMEOUT_S = env_int("SESSION_IDLE_TIMEOUT_S", 30 * 60, minimum=60)
+SESSION_COOKIE_AGE = env_int("SESSION_MAX_AGE_S", 12 * 3600, minimum=300)
+SESSION_PASSIVE_PATHS = ["/dashboard/queue/rows"]
+# Client addresses: REMOTE_ADDR, unless it is one of these proxies (addresses or CIDR
+# networks); then the X-Forwarded-For hop that is not a trusted proxy (api/clientip.py).
+TRUSTED_PROXIES = env_list("TRUSTED_PROXIES", "")
+if TRUSTED_PROXIES:
+    SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
 
 INSTALLED_APPS = [
     "django.contrib.auth",
@@ -48,11 +84,14 @@ MIDDLEWARE = [
     "config.outage.ServiceUnavailableMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
+    # CSP and Cache-Control: no-store on everything WhiteNoise did not answer
+    "api.middleware.SecurityHeadersMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
     "api.middleware.RejectNulMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "api.middleware.SessionIdleTimeoutMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
 ]
@@ -148,6 +187,8 @@ SPECTACULAR_SETTINGS = {
         "AlertStatusEnum": "alerts.states.STATUSES",
         "RecommendationStatusEnum": ["active", "dismissed", "expired"],
         "ContextTagEnum": "coaching.models.CONTEXT_TAGS",
+        "SeverityEnum": "alerts.states.SEVERITIES",
+        "VerdictEnum": "alerts.states.VERDICTS",
     },
 }
 

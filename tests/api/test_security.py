@@ -181,5 +181,8 @@ def test_swagger_ui_loads_its_javascript_from_this_server(world):
     page = r.content.decode()
     assert "cdn.jsdelivr" not in page and "unpkg" not in page
     assert "/static/drf_spectacular_sidecar/swagger-ui-dist/swagger-ui-bundle.js" in page
+    assert "<style" not in page and "<script>" not in page, "inline code a strict CSP would block"
     js = Client().get("/static/drf_spectacular_sidecar/swagger-ui-dist/swagger-ui-bundle.js")
     assert js.status_code == 200
+    init = Client().get("/api/docs/?script=")
+    assert init.status_code == 200 and "SwaggerUIBundle" in init.content.decode()
