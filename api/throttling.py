@@ -1,10 +1,17 @@
 """Rate limits: a fixed one-minute window per user (or per address when anonymous),
-and a lock-out for repeated failed logins. Counters live in Redis (the cache)."""
+and a lock-out for repeated failed logins. Counters live in Redis (the cache).
+
+The client's address is REMOTE_ADDR, unless that is one of the TRUSTED_PROXIES: then it
+is the nearest X-Forwarded-For hop that is not a trusted proxy (``client_address``).
+A client-supplied X-Forwarded-For is never believed otherwise."""
 
 from __future__ import annotations
 
+import functools
 import hashlib
+import ipaddress
 import time
+import unicodedata
 
 from django.conf import settings
 from django.core.cache import cache
@@ -40,30 +47,90 @@ class FixedWindowThrottle(BaseThrottle):
     def wait(self) -> float:
         return self._wait
 
+    def get_ident(self, request) -> str:
+        # DRF's own get_ident trusts any X-Forwarded-For: a client could pick its own bucket
+        return client_address(request)
+
+
+def _fail_key(prefix: str, name: str, address: str = "") -> str:
+    return f"login:fail:{prefix}:{name}:{address}" if address else f"login:fail:{prefix}:{name}"
+
+
+def normalise_username(username: str) -> str:
+    """One spelling per name: NFKC, case-folded, trimmed (``Pat``, ``PAT `` and ``pat``)."""
+    return unicodedata.normalize("NFKC", username).strip().casefold()
+
 
 class LoginGuard:
-    """Counts failed logins per username and per address; blocks both for a while."""
+    """Failed sign-ins, counted so that a stranger cannot lock a user out.
+
+    * the pair (normalised username, address): LOGIN_MAX_FAILURES_PER_USER failures lock
+      that pair for LOGIN_LOCKOUT_S; the same user from another address is not affected;
+    * the address: LOGIN_MAX_FAILURES_PER_ADDRESS failures, whatever the usernames, lock it;
+    * the username across all addresses: after LOGIN_SLOW_AFTER failures within the lock-out
+      time it is *slowed*, not locked: each address may try it once per LOGIN_SLOW_S. A
+      guess spread over many addresses is bounded, and the real user still gets a try.
+    """
 
     def __init__(self, username: str, address: str):
-        digest = hashlib.sha256(username.strip().lower().encode()).hexdigest()[:32]
-        self.keys = (f"login:fail:user:{digest}", f"login:fail:ip:{address}")
-        self.limits = (settings.LOGIN_MAX_FAILURES_PER_USER, settings.LOGIN_MAX_FAILURES_PER_ADDRESS)
+        name = hashlib.sha256(normalise_username(username).encode()).hexdigest()[:32]
+        self.pair = _fail_key("pair", name, address)
+        self.address = _fail_key("ip", address)
+        self.user = _fail_key("user", name)
+        self.slow = f"login:fail:slow:{name}:{address}"
 
-    def blocked(self) -> bool:
-        counts = cache.get_many(self.keys)
-        return any(counts.get(k, 0) >= limit for k, limit in zip(self.keys, self.limits, strict=True))
+    def blocked(self) -> int | None:
+        """Seconds to wait before this username may be tried from this address, or None."""
+        counts = cache.get_many([self.pair, self.address, self.slow])
+        if (counts.get(self.pair, 0) >= settings.LOGIN_MAX_FAILURES_PER_USER
+                or counts.get(self.address, 0) >= settings.LOGIN_MAX_FAILURES_PER_ADDRESS):
+            return settings.LOGIN_LOCKOUT_S
+        if self.slow in counts:
+            return settings.LOGIN_SLOW_S
+        return None
 
     def failed(self) -> None:
-        for key in self.keys:
-            if not cache.add(key, 1, timeout=settings.LOGIN_LOCKOUT_S):
-                try:
-                    cache.incr(key)
-                except ValueError:
-                    cache.add(key, 1, timeout=settings.LOGIN_LOCKOUT_S)
+        for key in (self.pair, self.address, self.user):
+            _count(key, settings.LOGIN_LOCKOUT_S)
+        if (cache.get(self.user) or 0) >= settings.LOGIN_SLOW_AFTER:
+            cache.set(self.slow, 1, timeout=settings.LOGIN_SLOW_S)
 
     def succeeded(self) -> None:
-        cache.delete(self.keys[0])
+        cache.delete_many([self.pair, self.slow])
+
+
+def _count(key: str, timeout: int) -> None:
+    if not cache.add(key, 1, timeout=timeout):
+        try:
+            cache.incr(key)
+        except ValueError:  # expired between add and incr
+            cache.add(key, 1, timeout=timeout)
+
+
+@functools.lru_cache(maxsize=8)
+def _networks(proxies: tuple[str, ...]) -> tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...]:
+    return tuple(ipaddress.ip_network(p, strict=False) for p in proxies)
+
+
+def _trusted(address: str, networks) -> bool:
+    try:
+        ip = ipaddress.ip_address(address)
+    except ValueError:
+        return False
+    return any(ip in net for net in networks)
 
 
 def client_address(request) -> str:
-    return request.META.get("REMOTE_ADDR", "") or "unknown"
+    """REMOTE_ADDR, or behind TRUSTED_PROXIES the nearest untrusted X-Forwarded-For hop."""
+    remote = request.META.get("REMOTE_ADDR", "") or "unknown"
+    networks = _networks(tuple(settings.TRUSTED_PROXIES))
+    if not networks or not _trusted(remote, networks):
+        return remote
+    hops = [h.strip() for h in request.META.get("HTTP_X_FORWARDED_FOR", "").split(",") if h.strip()]
+    for hop in reversed(hops):
+        if not _trusted(hop, networks):
+            try:
+                return str(ipaddress.ip_address(hop))
+            except ValueError:
+                return "invalid"  # a proxy passed something that is no address: one shared bucket
+    return remote

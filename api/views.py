@@ -103,10 +103,10 @@ class TokenView(APIView):
         body = TokenRequestSerializer(data=request.data)
         body.is_valid(raise_exception=True)
         guard = LoginGuard(body.validated_data["username"], client_address(request))
-        if guard.blocked():
+        if wait := guard.blocked():
             return error_response([{"field": "(request)",
                                     "reason": "too many failed sign-ins; try again later"}], 429,
-                                  headers={"Retry-After": "900"})
+                                  headers={"Retry-After": str(wait)})
         user = authenticate(request, username=body.validated_data["username"],
                             password=body.validated_data["password"])
         if user is None or not user.is_active:

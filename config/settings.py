@@ -48,7 +48,7 @@ SESSION_IDLE_TIMEOUT_S = env_int("SESSION_IDLE_TIMEOUT_S", 30 * 60, minimum=60)
 SESSION_COOKIE_AGE = env_int("SESSION_MAX_AGE_S", 12 * 3600, minimum=300)
 SESSION_PASSIVE_PATHS = ["/dashboard/queue/rows"]
 # Client addresses: REMOTE_ADDR, unless it is one of these proxies (addresses or CIDR
-# networks); then the X-Forwarded-For hop that is not a trusted proxy (api/clientip.py).
+# networks); then the nearest X-Forwarded-For hop that is not one (api/throttling.py).
 TRUSTED_PROXIES = env_list("TRUSTED_PROXIES", "")
 if TRUSTED_PROXIES:
     SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
@@ -170,6 +170,10 @@ API_ANON_RATE_LIMIT_PER_MIN = env_int("API_ANON_RATE_LIMIT_PER_MIN", 120, minimu
 LOGIN_MAX_FAILURES_PER_USER = env_int("LOGIN_MAX_FAILURES_PER_USER", 5, minimum=1)
 LOGIN_MAX_FAILURES_PER_ADDRESS = env_int("LOGIN_MAX_FAILURES_PER_ADDRESS", 30, minimum=1)
 LOGIN_LOCKOUT_S = env_int("LOGIN_LOCKOUT_S", 900, minimum=1)
+# A username failing this often (from any addresses) is slowed, not locked: one try per
+# address per LOGIN_SLOW_S (see api.throttling.LoginGuard).
+LOGIN_SLOW_AFTER = env_int("LOGIN_SLOW_AFTER", 20, minimum=1)
+LOGIN_SLOW_S = env_int("LOGIN_SLOW_S", 60, minimum=1)
 LOGIN_REDIRECT_URL = "/dashboard/"
 # GET patients/{id}/samples with an explicit resolution serves at most this many points
 # (400 naming the limit beyond it); `auto` picks a resolution that stays near 1,000.

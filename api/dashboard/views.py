@@ -93,9 +93,11 @@ class LoginView(auth_views.LoginView):
 
     def post(self, request, *args, **kwargs):
         guard = LoginGuard(request.POST.get("username", ""), client_address(request))
-        if guard.blocked():
-            return render(request, self.template_name,
-                          {"form": self.get_form(), "locked": True}, status=429)
+        if wait := guard.blocked():
+            response = render(request, self.template_name,
+                              {"form": self.get_form(), "locked": True}, status=429)
+            response["Retry-After"] = str(wait)
+            return response
         response = super().post(request, *args, **kwargs)
         if request.user.is_authenticated:
             guard.succeeded()
