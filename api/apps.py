@@ -6,4 +6,11 @@ class ApiConfig(AppConfig):
     verbose_name = "Patients, care teams and access"
 
     def ready(self) -> None:
+        from django.contrib.auth import get_user_model
+        from django.db.models.signals import pre_save
+
         from api import schema  # noqa: F401 - registers the OpenAPI extensions
+        from api.auth import revoke_on_password_change
+
+        pre_save.connect(revoke_on_password_change, sender=get_user_model(),
+                         dispatch_uid="api.revoke_tokens_on_password_change")

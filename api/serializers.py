@@ -35,7 +35,9 @@ class MeSerializer(serializers.Serializer):
 
 
 class TokenResponseSerializer(serializers.Serializer):
-    token = serializers.CharField()
+    token = serializers.CharField(help_text="shown this once; send it as `Authorization: Token …`")
+    expiry = serializers.DateTimeField(help_text="when it ends unless used (each use extends it, "
+                                                 "up to API_TOKEN_MAX_DAYS after sign-in)")
     me = MeSerializer()
 
 

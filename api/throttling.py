@@ -1,21 +1,18 @@
 """Rate limits: a fixed one-minute window per user (or per address when anonymous),
 and a lock-out for repeated failed logins. Counters live in Redis (the cache).
-
-The client's address is REMOTE_ADDR, unless that is one of the TRUSTED_PROXIES: then it
-is the nearest X-Forwarded-For hop that is not a trusted proxy (``client_address``).
-A client-supplied X-Forwarded-For is never believed otherwise."""
+Addresses come from ``lib.clientip.client_address`` (trusted proxies only)."""
 
 from __future__ import annotations
 
-import functools
 import hashlib
-import ipaddress
 import time
 import unicodedata
 
 from django.conf import settings
 from django.core.cache import cache
 from rest_framework.throttling import BaseThrottle
+
+from lib.clientip import client_address
 
 
 def _hit(key: str) -> int:
@@ -107,30 +104,4 @@ def _count(key: str, timeout: int) -> None:
             cache.add(key, 1, timeout=timeout)
 
 
-@functools.lru_cache(maxsize=8)
-def _networks(proxies: tuple[str, ...]) -> tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...]:
-    return tuple(ipaddress.ip_network(p, strict=False) for p in proxies)
-
-
-def _trusted(address: str, networks) -> bool:
-    try:
-        ip = ipaddress.ip_address(address)
-    except ValueError:
-        return False
-    return any(ip in net for net in networks)
-
-
-def client_address(request) -> str:
-    """REMOTE_ADDR, or behind TRUSTED_PROXIES the nearest untrusted X-Forwarded-For hop."""
-    remote = request.META.get("REMOTE_ADDR", "") or "unknown"
-    networks = _networks(tuple(settings.TRUSTED_PROXIES))
-    if not networks or not _trusted(remote, networks):
-        return remote
-    hops = [h.strip() for h in request.META.get("HTTP_X_FORWARDED_FOR", "").split(",") if h.strip()]
-    for hop in reversed(hops):
-        if not _trusted(hop, networks):
-            try:
-                return str(ipaddress.ip_address(hop))
-            except ValueError:
-                return "invalid"  # a proxy passed something that is no address: one shared bucket
-    return remote
+__all__ = ["FixedWindowThrottle", "LoginGuard", "client_address", "normalise_username"]

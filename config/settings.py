@@ -5,6 +5,7 @@ Defaults match the embedded run mode: services on this machine, no configuration
 
 from __future__ import annotations
 
+from datetime import timedelta
 from pathlib import Path
 
 from django.core.exceptions import ImproperlyConfigured
@@ -48,7 +49,7 @@ SESSION_IDLE_TIMEOUT_S = env_int("SESSION_IDLE_TIMEOUT_S", 30 * 60, minimum=60)
 SESSION_COOKIE_AGE = env_int("SESSION_MAX_AGE_S", 12 * 3600, minimum=300)
 SESSION_PASSIVE_PATHS = ["/dashboard/queue/rows"]
 # Client addresses: REMOTE_ADDR, unless it is one of these proxies (addresses or CIDR
-# networks); then the nearest X-Forwarded-For hop that is not one (api/throttling.py).
+# networks); then the nearest X-Forwarded-For hop that is not one (lib/clientip.py).
 TRUSTED_PROXIES = env_list("TRUSTED_PROXIES", "")
 if TRUSTED_PROXIES:
     SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
@@ -60,7 +61,7 @@ INSTALLED_APPS = [
     "django.contrib.messages",
     "django.contrib.staticfiles",
     "rest_framework",
-    "rest_framework.authtoken",
+    "knox",  # API tokens: hashed, expiring, one per client (api/auth.py)
     "drf_spectacular",
     "drf_spectacular_sidecar",  # Swagger UI's files, served from here (no CDN)
     "simple_history",
@@ -92,6 +93,8 @@ MIDDLEWARE = [
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "api.middleware.SessionIdleTimeoutMiddleware",
+    # who changed a consent, device or team membership (django-simple-history's history_user)
+    "simple_history.middleware.HistoryRequestMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
 ]
@@ -150,7 +153,7 @@ WHITENOISE_USE_FINDERS = True
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [
         "rest_framework.authentication.SessionAuthentication",
-        "rest_framework.authentication.TokenAuthentication",
+        "api.auth.TokenAuthentication",
     ],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
@@ -175,6 +178,17 @@ LOGIN_LOCKOUT_S = env_int("LOGIN_LOCKOUT_S", 900, minimum=1)
 LOGIN_SLOW_AFTER = env_int("LOGIN_SLOW_AFTER", 20, minimum=1)
 LOGIN_SLOW_S = env_int("LOGIN_SLOW_S", 60, minimum=1)
 LOGIN_REDIRECT_URL = "/dashboard/"
+# API tokens (api/auth.py): idle expiry, absolute expiry, live tokens per user.
+API_TOKEN_IDLE_DAYS = env_int("API_TOKEN_IDLE_DAYS", 14, minimum=1)
+API_TOKEN_MAX_DAYS = env_int("API_TOKEN_MAX_DAYS", 90, minimum=1)
+API_TOKENS_PER_USER = env_int("API_TOKENS_PER_USER", 20, minimum=1)
+REST_KNOX = {
+    "TOKEN_TTL": timedelta(days=API_TOKEN_IDLE_DAYS),
+    "AUTO_REFRESH": True,
+    "AUTO_REFRESH_MAX_TTL": timedelta(days=API_TOKEN_MAX_DAYS),
+    "MIN_REFRESH_INTERVAL": 3600,  # one expiry write an hour at most per token
+    "TOKEN_PREFIX": "hsu_",
+}
 # GET patients/{id}/samples with an explicit resolution serves at most this many points
 # (400 naming the limit beyond it); `auto` picks a resolution that stays near 1,000.
 SAMPLES_MAX_POINTS = env_int("SAMPLES_MAX_POINTS", 10_000, minimum=100)

@@ -32,7 +32,15 @@ from api import care, query
 from api.lookup import alert_or_404, patient_or_404
 from api.throttling import LoginGuard, client_address
 from api.views import patient_status_queryset
-from care.access import audit, audit_many, clinician_of, clinicians_with_access, teams_with_access
+from care.access import (
+    audit,
+    audit_failed_login,
+    audit_many,
+    clinician_of,
+    clinicians_with_access,
+    teams_with_access,
+)
+from care.models import AuditEvent
 from coaching import context as coaching_context
 from coaching.models import ContextReport, Recommendation
 from ingest import wear
@@ -66,21 +74,30 @@ def _next(request) -> str | None:
     return None
 
 
+def _refused_access(request, code: int, kwargs: dict) -> None:
+    audit(request, None, "refused", outcome=AuditEvent.REFUSED, status=code, method=request.method,
+          **{k: v for k, v in kwargs.items() if k in ("patient_id", "alert_id")})
+
+
 def clinician_required(view):
     @login_required
     @wraps(view)
     def wrapper(request, *args, **kwargs):
         clinician = clinician_of(request.user)
         if clinician is None:
+            _refused_access(request, 403, kwargs)
             raise PermissionDenied("the dashboard is for care teams")
         request.clinician = clinician
         try:
             return view(request, *args, **kwargs)
         except drf_exceptions.NotFound as exc:
+            _refused_access(request, 404, kwargs)
             raise Http404(str(exc.detail)) from None
         except drf_exceptions.PermissionDenied as exc:
+            _refused_access(request, 403, kwargs)
             raise PermissionDenied(str(exc.detail)) from None
         except workflow.NotAllowed as exc:
+            _refused_access(request, 403, kwargs)
             raise PermissionDenied(exc.reason) from None
     return wrapper
 
@@ -94,6 +111,7 @@ class LoginView(auth_views.LoginView):
     def post(self, request, *args, **kwargs):
         guard = LoginGuard(request.POST.get("username", ""), client_address(request))
         if wait := guard.blocked():
+            audit_failed_login(request, request.POST.get("username", ""), "dashboard", locked=True)
             response = render(request, self.template_name,
                               {"form": self.get_form(), "locked": True}, status=429)
             response["Retry-After"] = str(wait)
@@ -103,6 +121,7 @@ class LoginView(auth_views.LoginView):
             guard.succeeded()
         else:
             guard.failed()
+            audit_failed_login(request, request.POST.get("username", ""), "dashboard")
         return response
 
 

@@ -54,6 +54,7 @@ ROUTES = [
     Route("patient-context", "get", "/api/v1/patients/{p}/context", "both"),
     Route("patient-context", "post", "/api/v1/patients/{p}/context", "patient", "CONTEXT"),
     Route("patient-alerts", "get", "/api/v1/patients/{p}/alerts", "both"),
+    Route("patient-access-log", "get", "/api/v1/patients/{p}/access-log", "patient"),
     Route("patient-timeline", "get", "/api/v1/patients/{p}/timeline", "clinician"),
     Route("patient-thresholds", "get", "/api/v1/patients/{p}/thresholds", "clinician"),
     Route("patient-threshold", "put", "/api/v1/patients/{p}/thresholds/hr_high_at_rest", "clinician",
@@ -82,10 +83,10 @@ LISTS = [
     Route("patients", "get", "/dashboard/patients/", "clinician", page=True),
 ]
 # Routes that serve no patient's data (sign-in, who am I, team names).
-NOT_PATIENT_DATA = {"auth-token", "auth-logout", "me", "teams", "login", "logout", "ingest-batches"}
+NOT_PATIENT_DATA = {"auth-token", "auth-logout", "auth-logout-all", "me", "teams", "login", "logout", "ingest-batches"}
 # Routes with their own access tests: team aggregates and the queue's bulk acknowledge
 # (tests/api/test_quality.py, tests/dashboard/test_queue_views.py).
-OWN_TESTS = {"alert-quality", "quality", "bulk-acknowledge"}
+OWN_TESTS = {"alert-quality", "quality", "bulk-acknowledge", "team-audit"}  # + tests/api/test_audit.py
 
 
 def _body(route: Route, w: World):

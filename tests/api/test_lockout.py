@@ -7,7 +7,7 @@ from __future__ import annotations
 from django.test import Client, RequestFactory
 from rest_framework.test import APIClient
 
-from api.throttling import client_address
+from lib.clientip import client_address
 from tests.api.factories import PASSWORD
 
 TOKEN = "/api/v1/auth/token"
