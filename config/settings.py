@@ -81,6 +81,7 @@ INSTALLED_APPS = [
 MIGRATION_MODULES = {"api": None, "streams": None}
 
 MIDDLEWARE = [
+    "django_prometheus.middleware.PrometheusBeforeMiddleware",
     # outermost: a service outage anywhere below answers 503 + Retry-After, never 500
     "config.outage.ServiceUnavailableMiddleware",
     "django.middleware.security.SecurityMiddleware",
@@ -97,6 +98,8 @@ MIDDLEWARE = [
     "simple_history.middleware.HistoryRequestMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    # request counts and latency by view (django_http_requests_latency_seconds_by_view_method)
+    "django_prometheus.middleware.PrometheusAfterMiddleware",
 ]
 
 ROOT_URLCONF = "config.urls"
@@ -192,6 +195,8 @@ REST_KNOX = {
 # GET patients/{id}/samples with an explicit resolution serves at most this many points
 # (400 naming the limit beyond it); `auto` picks a resolution that stays near 1,000.
 SAMPLES_MAX_POINTS = env_int("SAMPLES_MAX_POINTS", 10_000, minimum=100)
+# GET /metrics: with a token set, only `Authorization: Bearer <token>` may scrape.
+METRICS_TOKEN = env_str("METRICS_TOKEN", "")
 DASHBOARD_POLL_S = env_int("DASHBOARD_POLL_S", 5, minimum=1)
 SPECTACULAR_SETTINGS = {
     "TITLE": "healthstream API",
