@@ -8,6 +8,8 @@ from django.conf import settings
 from django.contrib.auth import logout
 from django.http import HttpResponse, JsonResponse
 
+from lib import logs
+
 NUL_REASON = "must not contain NUL (0x00) characters"
 
 
@@ -20,6 +22,26 @@ def _nul_field(request) -> str | None:
             if "\x00" in key or any("\x00" in v for v in values):
                 return key.replace("\x00", "")[:40] or "(request)"
     return None
+
+
+class RequestIdMiddleware:
+    """Every request gets an id (a valid ``X-Request-ID`` from the client or proxy, else a
+    new one), set for the logs (``lib.logs.request_id``) and echoed in the answer."""
+
+    def __init__(self, get_response):
+        self.get_response = get_response
+
+    def __call__(self, request):
+        rid = logs.new_request_id(request.headers.get("X-Request-ID"))
+        request.request_id = rid
+        # set, not reset after: Django logs a 4xx/5xx ("django.request") after the
+        # middleware chain returns, and that line must carry the id too; the next
+        # request on this thread sets both again
+        logs.request_id.set(rid)
+        logs.batch_id.set("")
+        response = self.get_response(request)
+        response["X-Request-ID"] = rid
+        return response
 
 
 class RejectNulMiddleware:

@@ -24,7 +24,7 @@ from care.access import audit
 from care.models import Device, hash_token
 from ingest import service, storage
 from ingest.schema import METRICS, BatchError, validate_upload
-from lib import ratelimit
+from lib import logs, ratelimit
 
 log = logging.getLogger(__name__)
 
@@ -129,10 +129,14 @@ class IngestBatchView(APIView):
                 obj, patient=device.patient_id, device=device.pk,
                 max_samples=settings.INGEST_MAX_SAMPLES, max_future_s=settings.INGEST_MAX_FUTURE_S,
             )
+            logs.batch_id.set(logs.valid_id(batch.batch_id) or "")
             outcome = service.accept(batch)
+            log.info("ingest batch %s from device %s: %s, %d samples", logs.batch_id.get(), device.pk,
+                     "duplicate" if outcome.duplicate else "accepted", len(batch.samples))
         except BatchError as exc:
             return error_response(exc.errors, exc.status)
         except service.BrokerUnavailable as exc:
+            log.warning("ingest batch %s from device %s: broker unavailable", logs.batch_id.get(), device.pk)
             return error_response([{"field": "(broker)", "reason": str(exc)}], 503,
                                   headers={"Retry-After": "5"})
         now = timezone.now()

@@ -84,6 +84,7 @@ MIDDLEWARE = [
     "django_prometheus.middleware.PrometheusBeforeMiddleware",
     # outermost: a service outage anywhere below answers 503 + Retry-After, never 500
     "config.outage.ServiceUnavailableMiddleware",
+    "api.middleware.RequestIdMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     # CSP and Cache-Control: no-store on everything WhiteNoise did not answer
@@ -282,12 +283,26 @@ FORECAST_LSTM_EPOCHS = env_int("FORECAST_LSTM_EPOCHS", 20, minimum=1)
 FORECAST_LSTM_UNITS = env_int("FORECAST_LSTM_UNITS", 64, minimum=4)
 FORECAST_KEEP_DAYS = env_int("FORECAST_KEEP_DAYS", 90, minimum=1)  # issues kept, for scoring
 
+# LOG_FORMAT=json: one JSON object a line with request_id and batch_id (lib/logs.py);
+# plain text stays the default. LOG_FILE adds a file, created with mode 0600.
+LOG_FORMAT = env_str("LOG_FORMAT", "plain")
+if LOG_FORMAT not in ("plain", "json"):
+    raise ImproperlyConfigured(f"LOG_FORMAT={LOG_FORMAT!r}: use plain or json")
+LOG_FILE = env_str("LOG_FILE", "")
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
-    "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s: %(message)s"}},
-    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
-    "root": {"handlers": ["console"], "level": env_str("LOG_LEVEL", "INFO")},
+    "filters": {"ids": {"()": "lib.logs.ContextFilter"}},
+    "formatters": {
+        "plain": {"format": "%(asctime)s %(levelname)s %(name)s: %(message)s"},
+        "json": {"()": "lib.logs.JsonFormatter"},
+    },
+    "handlers": {
+        "console": {"class": "logging.StreamHandler", "formatter": LOG_FORMAT, "filters": ["ids"]},
+        **({"file": {"class": "lib.logs.PrivateFileHandler", "filename": LOG_FILE, "formatter": LOG_FORMAT,
+                     "filters": ["ids"]}} if LOG_FILE else {}),
+    },
+    "root": {"handlers": ["console", *(["file"] if LOG_FILE else [])], "level": env_str("LOG_LEVEL", "INFO")},
     "loggers": {
         "kafka": {"level": "WARNING"},
         "django.db.backends": {"level": "WARNING"},

@@ -196,7 +196,7 @@ class Stack:
             self.spawn("api", [sys.executable, "-m", "gunicorn", "config.wsgi:application",
                                "--bind", f"127.0.0.1:{self.api_port}", "--workers", workers,
                                "--worker-class", "gthread", "--threads", "8",
-                               "--access-logfile", "-", "--access-logformat", '%(m)s %(U)s %(s)s %(M)sms'])
+                               "--access-logfile", "-", "--access-logformat", '%(m)s %(U)s %(s)s %(M)sms %({x-request-id}o)s'])
             for k in range(int(self.env.get("SINK_PROCESSES", "1"))):
                 self.spawn(f"sink{k or ''}", self.manage("run_ingest_sink"))
             for label, command in (("detectors", "run_detector_worker"), ("alerts", "run_alert_sink")):
