@@ -19,7 +19,9 @@ ROOT = Path(__file__).resolve().parents[2]
 
 
 def _production_env(**extra) -> dict:
-    env = {k: v for k, v in os.environ.items() if k not in ("DEBUG", "SECRET_KEY", "HTTPS")}
+    # the browser tests' DJANGO_ALLOW_ASYNC_UNSAFE is no production setting (async.E001)
+    env = {k: v for k, v in os.environ.items()
+           if k not in ("DEBUG", "SECRET_KEY", "HTTPS", "DJANGO_ALLOW_ASYNC_UNSAFE")}
     env.update(DEBUG="0", ALLOWED_HOSTS="health.example.org", **extra)
     return env
 
