@@ -15,17 +15,19 @@ from lib.env import env_bool, env_float, env_int, env_list, env_str, parse_datab
 BASE_DIR = Path(__file__).resolve().parent.parent
 VAR_DIR = Path(env_str("HEALTHSTREAM_VAR_DIR", str(BASE_DIR / "var")))
 
-# DEBUG=1 is the local run (make run, make test, make bench set it): plain HTTP, a
-# built-in key. With DEBUG off (the default) this is production: a SECRET_KEY is
-# required, and HTTPS, HSTS and Secure cookies are on.
+# DEBUG=1 is the local run (make run, make test set it): plain HTTP, a built-in key.
+# With DEBUG off (the default) this is production: HTTPS, HSTS and Secure cookies are on,
+# and a SECRET_KEY is required: without one the API refuses to start (config/wsgi.py) and
+# `check --deploy` fails (api/checks.py), both saying so. Commands that sign nothing
+# (makemigrations, the sinks) still run; Django refuses the empty key at any first use.
 DEBUG = env_bool("DEBUG", False)
 SECRET_KEY = env_str("SECRET_KEY", "")
-if not SECRET_KEY:
-    if not DEBUG:
-        raise ImproperlyConfigured(
-            "SECRET_KEY is not set and DEBUG is off: set SECRET_KEY (or SECRET_KEY_FILE) to 50 or "
-            "more random characters for production, or DEBUG=1 for a local run")
+SECRET_KEY_MISSING = (
+    "SECRET_KEY is not set and DEBUG is off: set SECRET_KEY (or SECRET_KEY_FILE) to 50 or "
+    "more random characters for production, or DEBUG=1 for a local run")
+if not SECRET_KEY and DEBUG:
     SECRET_KEY = "dev-only-insecure-key-never-used-with-debug-off-0123456789abcdef"
+SECRET_KEY_SET = bool(SECRET_KEY)  # read instead of SECRET_KEY, which Django refuses when empty
 ALLOWED_HOSTS = env_list("ALLOWED_HOSTS", "127.0.0.1,localhost,testserver,[::1]")
 CSRF_TRUSTED_ORIGINS = env_list("CSRF_TRUSTED_ORIGINS", "")
 

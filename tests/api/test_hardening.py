@@ -35,10 +35,20 @@ def test_check_deploy_passes_with_production_settings():
 
 
 def test_a_production_start_without_a_secret_key_fails_saying_so():
-    done = subprocess.run([sys.executable, "manage.py", "check"], cwd=ROOT, env=_production_env(),
-                          capture_output=True, text=True)
-    assert done.returncode != 0
-    assert "SECRET_KEY is not set and DEBUG is off" in done.stderr
+    serve = subprocess.run([sys.executable, "-c", "import config.wsgi"], cwd=ROOT, env=_production_env(),
+                           capture_output=True, text=True)
+    assert serve.returncode != 0
+    assert "SECRET_KEY is not set and DEBUG is off" in serve.stderr
+    check = subprocess.run([sys.executable, "manage.py", "check", "--deploy"], cwd=ROOT, env=_production_env(),
+                           capture_output=True, text=True)
+    assert check.returncode != 0
+    assert "healthstream.E001" in check.stderr and "SECRET_KEY is not set and DEBUG is off" in check.stderr
+    # a command that signs nothing still runs, and the empty key is never used silently
+    plain = subprocess.run([sys.executable, "-c", "import django; django.setup(); "
+                            "from django.conf import settings; print(repr(settings.SECRET_KEY))"],
+                           cwd=ROOT, env={**_production_env(), "DJANGO_SETTINGS_MODULE": "config.settings"},
+                           capture_output=True, text=True)
+    assert plain.returncode != 0 and "must not be empty" in plain.stderr
 
 
 def test_api_and_dashboard_answers_carry_no_store_and_a_strict_csp(world, as_user):
