@@ -3,7 +3,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 PIP := $(VENV)/bin/pip
 
-.PHONY: install run test bench lint browser screenshots clean
+.PHONY: install run test fuzz bench lint deploy-check browser screenshots clean
 
 install: $(VENV)/.installed infra/kafka/lib/.complete
 
@@ -33,15 +33,26 @@ browser:
 screenshots: install browser
 	HEALTHSTREAM_SCREENSHOTS=docs/screenshots $(PY) -m pytest tests/dashboard -q
 
+# DEBUG=1: a local run over plain HTTP with the built-in key (config/settings.py); with
+# DEBUG off a SECRET_KEY is required and HTTPS, HSTS and Secure cookies are on.
 run: install
-	$(PY) manage.py run_stack
+	DEBUG=$${DEBUG:-1} $(PY) manage.py run_stack
 
 test: install browser
 	$(PY) -m pytest $(PYTEST_ARGS)
 
 
+# The randomized schemathesis run (not derandomized): FUZZ_EXAMPLES (200) examples per
+# operation, as a clinician and as a patient, on seeded data; 0 server errors and a 2xx for
+# every operation. Status counts per operation go to var/fuzz-report.txt. CI keeps the
+# derandomized set (tests/api/test_schema.py) in make test.
+fuzz: install
+	FUZZ_EXAMPLES=$${FUZZ_EXAMPLES:-200} $(PY) -m pytest tests/api/fuzz_schema.py -q -s -p no:cacheprovider
+
+# Production settings (DEBUG off: no query logging) over plain HTTP, with a throwaway key.
 bench: install
-	$(PY) -m bench.ingest --json
+	HTTPS=0 SECRET_KEY=$${SECRET_KEY:-bench-$$(od -An -N32 -tx1 /dev/urandom | tr -d ' \n')} \
+	  $(PY) -m bench.ingest --json
 
 # The layers (lib <- care <- alerts <- ingest <- streams | forecasting <- coaching <- api)
 # are held by import-linter (pyproject.toml); mypy checks the lower layers and the pure numerics.
@@ -52,6 +63,12 @@ lint: install
 	$(VENV)/bin/ruff check .
 	PYTHONPATH=. $(VENV)/bin/lint-imports
 	$(VENV)/bin/mypy $(MYPY_PATHS)
+	$(MAKE) --no-print-directory deploy-check
+
+# Django's deployment checks with production settings (DEBUG off, a random 50+ character key).
+deploy-check:
+	SECRET_KEY=$$(od -An -N40 -tx1 /dev/urandom | tr -d ' \n') DEBUG=0 ALLOWED_HOSTS=health.example.org \
+	  $(PY) manage.py check --deploy --fail-level WARNING
 
 clean:
 	rm -rf var .pytest_cache

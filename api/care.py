@@ -249,6 +249,7 @@ class NoteView(APIView):
         body.is_valid(raise_exception=True)
         alert = alert_or_404(request, alert_id)
         note = workflow.add_note(alert, request.user, body.validated_data["text"])
+        audit(request, alert.patient_id, "alert_note", alert=alert.pk, note=note.pk)
         return Response(AlertNoteSerializer(note).data, status=status.HTTP_201_CREATED)
 
 
@@ -379,6 +380,7 @@ class ThresholdDetailView(APIView):
         overrides = check_overrides(detector, body.validated_data["params"])
         row = workflow.set_thresholds(patient, detector, overrides, request.user,
                                       body.validated_data.get("reason", ""))
+        audit(request, patient.pk, "thresholds_changed", detector=detector)
         return Response(ThresholdSerializer(row).data)
 
     @extend_schema(request=None, responses={204: None, **ERR},
@@ -387,4 +389,5 @@ class ThresholdDetailView(APIView):
         require_clinician(request)
         patient = patient_or_404(request, patient_id, clinician_only=True)
         workflow.clear_thresholds(patient, detector, request.user)
+        audit(request, patient.pk, "thresholds_cleared", detector=detector)
         return Response(status=status.HTTP_204_NO_CONTENT)

@@ -11,6 +11,8 @@ from rest_framework.response import Response
 from rest_framework.views import exception_handler as drf_exception_handler
 
 from alerts import workflow
+from care.access import audit
+from care.models import AuditEvent
 
 
 class ApiErrorItemSerializer(serializers.Serializer):
@@ -64,12 +66,27 @@ def _flatten(detail, prefix: str = "") -> list[dict]:
     return [{"field": prefix or "(request)", "reason": str(detail)}]
 
 
+REFUSALS = (exceptions.NotAuthenticated, exceptions.AuthenticationFailed, exceptions.PermissionDenied,
+            exceptions.NotFound)
+
+
+def _audit_refusal(exc, context, code: int) -> None:
+    """Every refused access is audited: who (if anyone), the route's ids, from where."""
+    request = context.get("request")
+    if request is None:
+        return
+    ids = {k: v for k, v in (context.get("kwargs") or {}).items() if k.endswith("_id")}
+    audit(request, None, "refused", outcome=AuditEvent.REFUSED, status=code, method=request.method, **ids)
+
+
 def exception_handler(exc, context):
     if isinstance(exc, workflow.WorkflowError):
         exc = from_workflow(exc)
     response = drf_exception_handler(exc, context)
     if response is None:
         return None
+    if isinstance(exc, REFUSALS):
+        _audit_refusal(exc, context, response.status_code)
     if isinstance(exc, exceptions.ValidationError):
         errors = _flatten(exc.detail)
     else:

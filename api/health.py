@@ -1,14 +1,16 @@
-"""GET /healthz: the state of each dependency, 200 when all are up, 503 otherwise."""
+"""GET /healthz: the state of each dependency, 200 when all are up, 503 otherwise; GET /metrics."""
 
 from __future__ import annotations
 
+import hmac
 import time
 
+from django.conf import settings
 from django.core.cache import cache
 from django.db import connection
-from django.http import JsonResponse
+from django.http import HttpResponse, JsonResponse
 
-from lib import kafka
+from lib import kafka, metrics
 
 
 def _check(fn) -> dict:
@@ -40,6 +42,17 @@ def _redis():
 def _kafka():
     if not kafka.ping():
         raise ConnectionError("broker unreachable")
+
+
+def metrics_view(request):
+    """GET /metrics: Prometheus exposition of this API (summed over gunicorn workers when
+    PROMETHEUS_MULTIPROC_DIR is set). With METRICS_TOKEN set, only ``Authorization:
+    Bearer <METRICS_TOKEN>`` may scrape. No label names a patient or a device."""
+    token = settings.METRICS_TOKEN
+    if token and not hmac.compare_digest(request.headers.get("Authorization", ""), f"Bearer {token}"):
+        return HttpResponse(status=403)
+    body, content_type = metrics.render()
+    return HttpResponse(body, content_type=content_type)
 
 
 def healthz(request):

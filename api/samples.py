@@ -24,7 +24,7 @@ from care.access import audit
 from care.models import Device, hash_token
 from ingest import service, storage
 from ingest.schema import METRICS, BatchError, validate_upload
-from lib import ratelimit
+from lib import logs, ratelimit
 
 log = logging.getLogger(__name__)
 
@@ -129,10 +129,14 @@ class IngestBatchView(APIView):
                 obj, patient=device.patient_id, device=device.pk,
                 max_samples=settings.INGEST_MAX_SAMPLES, max_future_s=settings.INGEST_MAX_FUTURE_S,
             )
+            logs.batch_id.set(logs.valid_id(batch.batch_id) or "")
             outcome = service.accept(batch)
+            log.info("ingest batch %s from device %s: %s, %d samples", logs.batch_id.get(), device.pk,
+                     "duplicate" if outcome.duplicate else "accepted", len(batch.samples))
         except BatchError as exc:
             return error_response(exc.errors, exc.status)
         except service.BrokerUnavailable as exc:
+            log.warning("ingest batch %s from device %s: broker unavailable", logs.batch_id.get(), device.pk)
             return error_response([{"field": "(broker)", "reason": str(exc)}], 503,
                                   headers={"Retry-After": "5"})
         now = timezone.now()
@@ -161,6 +165,24 @@ def choose_resolution(patient_id: int, code: int, start: datetime, end: datetime
     return "1d"
 
 
+def _check_points(patient_id: int, code: int, start: datetime, end: datetime, resolution: str) -> None:
+    """Refuse an explicit resolution that would serve more than SAMPLES_MAX_POINTS points
+    (21 days at 1m were 29,225 points, 2.7 MB), naming the limit and the widest range."""
+    limit = settings.SAMPLES_MAX_POINTS
+    if resolution == "raw":
+        if storage.count_raw(patient_id, code, start, end, limit + 1) <= limit:
+            return
+        widest = "a shorter range"
+    else:
+        width_ms = storage.ROLLUPS[resolution][1]
+        if (end - start).total_seconds() * 1000 / width_ms <= limit:
+            return
+        widest = f"at most {timedelta(milliseconds=width_ms * limit)} at a time"
+    raise exceptions.ValidationError({"resolution": (
+        f"resolution {resolution} serves at most {limit} points; ask for {widest}, "
+        "a coarser resolution, or auto")})
+
+
 class PatientSamplesView(APIView):
     permission_classes = [IsAuthenticated]
 
@@ -172,7 +194,8 @@ class PatientSamplesView(APIView):
             OpenApiParameter("resolution", str, enum=["auto", *RESOLUTIONS]),
         ],
         responses={200: OpenApiTypes.OBJECT, **errors(400, 403, 404)},
-        description="A patient's samples of one metric; `auto` serves at most about 1,000 points.",
+        description="A patient's samples of one metric; `auto` serves at most about 1,000 points, "
+                    "an explicit resolution at most SAMPLES_MAX_POINTS (10,000; 400 beyond).",
     )
     def get(self, request, patient_id: int):
         patient_id = patient_or_404(request, patient_id).pk
@@ -191,6 +214,8 @@ class PatientSamplesView(APIView):
         code = METRICS[metric].code
         if resolution == "auto":
             resolution = choose_resolution(patient_id, code, start, end)
+        else:
+            _check_points(patient_id, code, start, end, resolution)
         audit(request, patient_id, "read_samples", metric=metric, start=start.isoformat(),
               end=end.isoformat(), resolution=resolution)
         if metric == "sleep_stage" and resolution != "raw":

@@ -8,7 +8,7 @@ from datetime import timedelta
 from django.utils import timezone
 from rest_framework import serializers
 
-from alerts import presentation, states
+from alerts import presentation
 from alerts.models import Alert, AlertAction, AlertNote, DetectorThreshold
 from care.models import CareTeam, Consent, Device, Patient
 from coaching.models import CONTEXT_TAGS, ContextReport, Recommendation
@@ -35,7 +35,9 @@ class MeSerializer(serializers.Serializer):
 
 
 class TokenResponseSerializer(serializers.Serializer):
-    token = serializers.CharField()
+    token = serializers.CharField(help_text="shown this once; send it as `Authorization: Token …`")
+    expiry = serializers.DateTimeField(help_text="when it ends unless used (each use extends it, "
+                                                 "up to API_TOKEN_MAX_DAYS after sign-in)")
     me = MeSerializer()
 
 
@@ -286,7 +288,7 @@ class EscalateSerializer(serializers.Serializer):
 class ResolveSerializer(serializers.Serializer):
     reason = serializers.CharField(min_length=3, max_length=300)
     verdict = serializers.ChoiceField(
-        choices=list(states.VERDICTS), required=False, allow_blank=True, default="",
+        choices=Alert._meta.get_field("verdict").choices, required=False, allow_blank=True, default="",
         help_text="was the alert actionable? repeated not_actionable verdicts raise this "
                   "patient's threshold for the detector, within bounds")
 

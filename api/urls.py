@@ -11,8 +11,10 @@ urlpatterns = [
     # sign-in and who am I
     path("auth/token", views.TokenView.as_view(), name="auth-token"),
     path("auth/logout", views.LogoutView.as_view(), name="auth-logout"),
+    path("auth/logout-all", views.LogoutAllView.as_view(), name="auth-logout-all"),
     path("me", views.MeView.as_view(), name="me"),
     path("teams", views.TeamListView.as_view(), name="teams"),
+    path("teams/<int:team_id>/audit.csv", views.TeamAuditExportView.as_view(), name="team-audit"),
     # patients (a patient reads only themself; a clinician the consenting patients of their teams)
     path("patients", views.PatientListView.as_view(), name="patients"),
     path("patients/<int:patient_id>", views.PatientDetailView.as_view(), name="patient"),
@@ -29,6 +31,7 @@ urlpatterns = [
     path("patients/<int:patient_id>/recommendations/<int:recommendation_id>/feedback",
          views.FeedbackView.as_view(), name="patient-recommendation-feedback"),
     path("patients/<int:patient_id>/context", views.ContextListView.as_view(), name="patient-context"),
+    path("patients/<int:patient_id>/access-log", views.AccessLogView.as_view(), name="patient-access-log"),
     path("patients/<int:patient_id>/alerts", views.PatientAlertListView.as_view(), name="patient-alerts"),
     path("patients/<int:patient_id>/timeline", care.TimelineView.as_view(), name="patient-timeline"),
     path("patients/<int:patient_id>/thresholds", care.ThresholdListView.as_view(), name="patient-thresholds"),

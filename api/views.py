@@ -9,9 +9,12 @@ Every read of a patient's data writes an audit event.
 
 from __future__ import annotations
 
+import csv
+import io
 from datetime import date, timedelta
 
 from django.contrib.auth import authenticate
+from django.contrib.auth import logout as django_logout
 from django.db import transaction
 from django.db.models import (
     Case,
@@ -20,6 +23,7 @@ from django.db.models import (
     IntegerField,
     Max,
     OuterRef,
+    Q,
     Subquery,
     Value,
     When,
@@ -29,14 +33,15 @@ from django.http import HttpResponse
 from django.utils import timezone
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, extend_schema
+from knox.models import AuthToken
 from rest_framework import exceptions, generics, serializers, status
-from rest_framework.authtoken.models import Token
 from rest_framework.permissions import AllowAny
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from alerts import queries, states
 from alerts.models import Alert
+from api import auth as api_auth
 from api import chart as chart_data
 from api import query
 from api.errors import ERR, error_response
@@ -60,8 +65,15 @@ from api.serializers import (
     TokenResponseSerializer,
 )
 from api.throttling import LoginGuard, client_address
-from care.access import audit, audit_many, clinician_of, patient_of, readable_patients
-from care.models import CareTeam, Consent, Device
+from care.access import (
+    audit,
+    audit_failed_login,
+    audit_many,
+    clinician_of,
+    patient_of,
+    readable_patients,
+)
+from care.models import Assignment, AuditEvent, CareTeam, Consent, Device, TeamMembership
 from coaching import context as coaching_context
 from coaching.features import baseline, load_days
 from coaching.models import ContextReport, Feedback, Recommendation
@@ -103,25 +115,44 @@ class TokenView(APIView):
         body = TokenRequestSerializer(data=request.data)
         body.is_valid(raise_exception=True)
         guard = LoginGuard(body.validated_data["username"], client_address(request))
-        if guard.blocked():
+        if wait := guard.blocked():
+            audit_failed_login(request, body.validated_data["username"], "api", locked=True)
             return error_response([{"field": "(request)",
                                     "reason": "too many failed sign-ins; try again later"}], 429,
-                                  headers={"Retry-After": "900"})
+                                  headers={"Retry-After": str(wait)})
         user = authenticate(request, username=body.validated_data["username"],
                             password=body.validated_data["password"])
         if user is None or not user.is_active:
             guard.failed()
+            audit_failed_login(request, body.validated_data["username"], "api")
             return error_response([{"field": "(request)", "reason": "wrong username or password"}], 400)
         guard.succeeded()
-        token, _ = Token.objects.get_or_create(user=user)
-        return Response({"token": token.key, "me": me_payload(user)})
+        instance, raw = api_auth.issue(user)
+        return Response({"token": raw, "expiry": instance.expiry, "me": me_payload(user)})
+
+
+def _end_session(request) -> None:
+    if request.auth is None and hasattr(request, "session"):  # signed in by session
+        django_logout(request._request)
 
 
 class LogoutView(APIView):
     @extend_schema(request=None, responses={204: None, **ERR},
-                   description="Delete the caller's API token (sign out everywhere the app is).")
+                   description="Sign this client out: its token stops working. Other clients "
+                               "(the user's other devices) stay signed in.")
     def post(self, request):
-        Token.objects.filter(user=request.user).delete()
+        if isinstance(request.auth, AuthToken):
+            request.auth.delete()
+        _end_session(request)
+        return Response(status=status.HTTP_204_NO_CONTENT)
+
+
+class LogoutAllView(APIView):
+    @extend_schema(request=None, responses={204: None, **ERR},
+                   description="Sign out everywhere: every token of the user stops working.")
+    def post(self, request):
+        api_auth.revoke_all(request.user)
+        _end_session(request)
         return Response(status=status.HTTP_204_NO_CONTENT)
 
 
@@ -206,6 +237,7 @@ class PatientDetailView(APIView):
         body = PatientSerializer(patient, data=request.data, partial=True)
         body.is_valid(raise_exception=True)
         body.save()
+        audit(request, patient.pk, "profile_changed", fields=sorted(body.validated_data))
         return Response(body.data)
 
 
@@ -226,6 +258,7 @@ class DeviceListView(APIView):
         if patient.devices.active().count() >= 20:
             raise exceptions.ValidationError({"(request)": "at most 20 active devices"})
         device, raw = Device.issue(patient, body.validated_data["name"], body.validated_data["kind"])
+        audit(request, patient.pk, "device_added", device=device.pk)
         data = DeviceSerializer(device).data
         data["token"] = raw
         return Response(data, status=status.HTTP_201_CREATED)
@@ -240,6 +273,7 @@ class DeviceRevokeView(APIView):
         if device is None:
             raise exceptions.NotFound("no such device")
         device.revoke()
+        audit(request, patient.pk, "device_revoked", device=device.pk)
         return Response(DeviceSerializer(device).data)
 
 
@@ -265,6 +299,7 @@ class ConsentListView(APIView):
             if existing is not None:
                 return Response(ConsentSerializer(existing).data, status=status.HTTP_200_OK)
             consent = Consent.objects.create(patient=patient, team=team)
+            audit(request, patient.pk, "consent_granted", consent=consent.pk, team=team.pk)
         return Response(ConsentSerializer(consent).data, status=status.HTTP_201_CREATED)
 
 
@@ -279,6 +314,7 @@ class ConsentRevokeView(APIView):
         if consent.revoked_at is None:
             consent.revoked_at = timezone.now()
             consent.save(update_fields=["revoked_at"])
+            audit(request, patient.pk, "consent_revoked", consent=consent.pk, team=consent.team_id)
         return Response(ConsentSerializer(consent).data)
 
 
@@ -421,6 +457,7 @@ class ContextListView(generics.ListCreateAPIView):
         ctx = coaching_context.report(patient.pk, d["tags"], d["starts_at"], d["ends_at"],
                                       note=d.get("note", ""), quiet=d.get("quiet_detectors"),
                                       quiet_hours=d.get("quiet_hours"))
+        audit(request, patient.pk, "context_reported", context=ctx.pk)
         return Response(self.get_serializer(ctx).data, status=status.HTTP_201_CREATED)
 
     def get_queryset(self):
@@ -455,3 +492,73 @@ class PatientAlertListView(generics.ListAPIView):
         ctx = {**self.get_serializer_context(), "contexts": coaching_context.contexts_for(page)}
         return self.get_paginated_response(self.serializer_class(page, many=True, context=ctx).data)
 
+
+
+# ------------------------------------------------------------------ audit
+
+class AccessLogEntrySerializer(serializers.Serializer):
+    at = serializers.DateTimeField()
+    who = serializers.CharField(help_text="the clinician's name, or the user name")
+    role = serializers.ChoiceField(choices=["clinician", "patient", "other"])
+    action = serializers.CharField(help_text="what was read or changed, e.g. read_chart, alert_snooze")
+    outcome = serializers.CharField()
+
+
+class AccessLogView(generics.ListAPIView):
+    """Who read or changed the patient's data (everyone but the patient), newest first."""
+
+    serializer_class = AccessLogEntrySerializer
+
+    def get_queryset(self):
+        patient = patient_or_404(self.request, self.kwargs["patient_id"], self_only=True)
+        audit(self.request, patient.pk, "read_access_log")
+        return (AuditEvent.objects.filter(patient=patient).exclude(actor_id=self.request.user.pk)
+                .select_related("actor__clinician", "actor__patient").order_by("-at", "-id"))
+
+    def list(self, request, *args, **kwargs):
+        page = self.paginate_queryset(self.get_queryset())
+        rows = []
+        for e in page:
+            clinician = getattr(e.actor, "clinician", None) if e.actor else None
+            patient = getattr(e.actor, "patient", None) if e.actor else None
+            rows.append({"at": e.at, "outcome": e.outcome, "action": e.action,
+                         "who": clinician.display_name if clinician else (e.actor.username if e.actor else "system"),
+                         "role": "clinician" if clinician else "patient" if patient else "other"})
+        return self.get_paginated_response(rows)
+
+
+class TeamAuditExportView(APIView):
+    """The team's audit trail as CSV, for a lead of the team: every event by one of its
+    members or about one of its patients, over ``start``..``end`` (at most 366 days)."""
+
+    @extend_schema(parameters=[
+        OpenApiParameter("start", OpenApiTypes.DATE, description="first day (default: 29 days before end)"),
+        OpenApiParameter("end", OpenApiTypes.DATE, description="last day (default: today, UTC)"),
+    ], responses={(200, "text/csv"): OpenApiTypes.STR, **ERR})
+    def get(self, request, team_id: int):
+        clinician = clinician_of(request.user)
+        team = CareTeam.objects.filter(pk=team_id).first()
+        if team is None:
+            raise exceptions.NotFound("no such team")
+        if clinician is None or not TeamMembership.objects.filter(
+                team=team, clinician=clinician, role=TeamMembership.LEAD).exists():
+            raise exceptions.PermissionDenied("only a lead of this team may export its audit trail")
+        end = _parse_day(request.query_params.get("end"), "end", timezone.now().date())
+        start = _parse_day(request.query_params.get("start"), "start", end - timedelta(days=29))
+        if start > end or (end - start).days > 366:
+            raise exceptions.ValidationError({"start": "must be on or before end, at most 366 days before"})
+        members = TeamMembership.objects.filter(team=team).values("clinician__user_id")
+        patients = Assignment.objects.filter(team=team).values("patient_id")
+        events = (AuditEvent.objects.filter(at__date__gte=start, at__date__lte=end)
+                  .filter(Q(actor_id__in=members) | Q(patient_id__in=patients))
+                  .select_related("actor").order_by("at", "id"))
+        audit(request, None, "export_team_audit", team=team.pk, start=start.isoformat(), end=end.isoformat())
+        out = io.StringIO()
+        writer = csv.writer(out)
+        writer.writerow(["at", "actor", "patient_id", "action", "outcome", "address", "path"])
+        for e in events.iterator(chunk_size=2000):
+            writer.writerow([e.at.isoformat(), e.actor.username if e.actor else "", e.patient_id or "",
+                             e.action, e.outcome, e.address, e.path])
+        response = HttpResponse(out.getvalue(), content_type="text/csv; charset=utf-8")
+        response["Content-Disposition"] = f'attachment; filename="audit-team-{team.pk}-{start}-{end}.csv"'
+        return response

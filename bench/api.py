@@ -94,9 +94,9 @@ def load(db_url: str, patients: int, days: int) -> dict:
     from django.core.management import call_command
     from django.db import connection
     from django.utils import timezone
-    from rest_framework.authtoken.models import Token
 
     from alerts.models import Alert
+    from api.auth import issue
     from care.models import Assignment, CareTeam, Clinician, Consent, Patient, TeamMembership
     from ingest import storage
     from lib import db
@@ -119,7 +119,7 @@ def load(db_url: str, patients: int, days: int) -> dict:
         user = User.objects.create(username=f"bench-clinician-{i}")
         c = Clinician.objects.create(user=user, display_name=f"Bench clinician {i}")
         TeamMembership.objects.create(team=team, clinician=c)
-        clinicians.append(Token.objects.create(user=user).key)
+        clinicians.append(issue(user)[1])
     now = datetime.now(UTC)
     end_ms = int(datetime(now.year, now.month, now.day, tzinfo=UTC).timestamp() * 1000) + DAY_MS
     start_ms = end_ms - days * DAY_MS
@@ -134,7 +134,7 @@ def load(db_url: str, patients: int, days: int) -> dict:
         p = Patient.objects.create(user=user, display_name=f"Bench patient {k}")
         Assignment.objects.create(team=team, patient=p)
         Consent.objects.create(team=team, patient=p)
-        patient_tokens.append(Token.objects.create(user=user).key)
+        patient_tokens.append(issue(user)[1])
         patient_ids.append(p.pk)
         minutes = days * 1440
         keeper.ensure(raw, start_ms, end_ms - 1)

@@ -3,10 +3,15 @@ health data asks here; so does the alert workflow before it escalates."""
 
 from __future__ import annotations
 
+import hashlib
+import unicodedata
+
+from django.contrib.auth import get_user_model
 from django.core.exceptions import ObjectDoesNotExist
 from django.db.models import F, Q, QuerySet
 
 from care.models import AuditEvent, CareTeam, Clinician, Patient
+from lib.clientip import client_address
 
 
 def readable_patients(user) -> QuerySet[Patient]:
@@ -28,13 +33,34 @@ def can_read(user, patient_id: int) -> bool:
     return readable_patients(user).filter(pk=patient_id).exists()
 
 
-def audit(request, patient_id: int | None, action: str, **detail) -> None:
-    user = request.user if request.user and request.user.is_authenticated else None
-    if user is not None and getattr(user, "pk", None) is None:
-        user = None  # a device principal is not a user row
+def _actor(request):
+    user = getattr(request, "user", None)
+    if user is None or not user.is_authenticated or getattr(user, "pk", None) is None:
+        return None  # anonymous, or a device principal (not a user row)
+    return user
+
+
+def audit(request, patient_id: int | None, action: str, /, *, outcome: str = AuditEvent.OK,
+          actor=None, **detail) -> None:
+    """One audit event: who (the request's user, or ``actor``), which patient, what, when,
+    from where, and the outcome. ``detail`` must hold ids and names of things, never
+    health values, notes, passwords or tokens."""
     AuditEvent.objects.create(
-        actor=user, patient_id=patient_id, action=action, path=request.path[:300], detail=detail
+        actor=actor or _actor(request), patient_id=patient_id, action=action, path=request.path[:300],
+        detail=detail, address=client_address(request)[:64], outcome=outcome,
     )
+
+
+def audit_failed_login(request, username: str, via: str, *, locked: bool = False) -> None:
+    """A failed (or locked-out) sign-in: the account it aimed at when it exists (as the
+    actor), else a digest of the name tried; never the password."""
+    name = unicodedata.normalize("NFKC", username).strip().casefold()
+    user = get_user_model().objects.filter(username__iexact=name[:150]).first() if name else None
+    detail: dict = {"via": via}
+    if user is None:
+        detail["username_sha256"] = hashlib.sha256(name.encode()).hexdigest()[:16]
+    audit(request, None, "login_locked" if locked else "login_failed", outcome=AuditEvent.FAILED,
+          actor=user, **detail)
 
 
 # --------------------------------------------------------------------------
@@ -90,9 +116,10 @@ def clinicians_with_access(patient_id: int) -> QuerySet[Clinician]:
 
 def audit_many(request, patient_ids, action: str, **detail) -> None:
     """One audit event per patient whose data a list response showed."""
-    user = request.user if request.user and request.user.is_authenticated and request.user.pk else None
+    user, address = _actor(request), client_address(request)[:64]
     ids = sorted(set(patient_ids))
     AuditEvent.objects.bulk_create(
-        AuditEvent(actor=user, patient_id=pid, action=action, path=request.path[:300], detail=detail)
+        AuditEvent(actor=user, patient_id=pid, action=action, path=request.path[:300], detail=detail,
+                   address=address)
         for pid in ids
     )

@@ -14,6 +14,7 @@ from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.db import models
 from django.utils.timezone import now
+from simple_history.models import HistoricalRecords
 
 DEVICE_TOKEN_PREFIX = "hsd_"
 
@@ -69,6 +70,8 @@ class Device(models.Model):
     last_seen_at = models.DateTimeField(null=True, blank=True)
 
     objects = DeviceQuerySet.as_manager()
+    # before/after of every change, who and when (the token's hash and last-seen stay out)
+    history = HistoricalRecords(table_name="care_device_history", excluded_fields=["token_hash", "last_seen_at"])
 
     class Meta:
         db_table = "care_device"
@@ -120,7 +123,12 @@ class CareTeam(models.Model):
 class TeamMembership(models.Model):
     team = models.ForeignKey(CareTeam, on_delete=models.CASCADE)
     clinician = models.ForeignKey(Clinician, on_delete=models.CASCADE)
-    role = models.CharField(max_length=32, default="clinician")
+    role = models.CharField(max_length=32, default="clinician",
+                            help_text='"clinician", or "lead": may export the team\'s audit trail')
+
+    history = HistoricalRecords(table_name="care_teammembership_history")
+
+    LEAD = "lead"
 
     class Meta:
         db_table = "care_teammembership"
@@ -145,6 +153,8 @@ class Consent(models.Model):
     granted_at = models.DateTimeField(default=now)
     revoked_at = models.DateTimeField(null=True, blank=True)
 
+    history = HistoricalRecords(table_name="care_consent_history")
+
     class Meta:
         db_table = "care_consent"
         constraints = [
@@ -157,7 +167,10 @@ class Consent(models.Model):
 
 
 class AuditEvent(models.Model):
-    """Who read which patient's health data, what, and when."""
+    """Who read or changed which patient's data, or was refused, or failed to sign in:
+    what, when, from where (``address``) and with what ``outcome``."""
+
+    OK, REFUSED, FAILED = "ok", "refused", "failed"
 
     at = models.DateTimeField(default=now, db_index=True)
     actor = models.ForeignKey(
@@ -167,6 +180,10 @@ class AuditEvent(models.Model):
     action = models.CharField(max_length=64)
     path = models.CharField(max_length=300, blank=True)
     detail = models.JSONField(default=dict, blank=True)
+    address = models.CharField(max_length=64, blank=True, default="", db_default="",
+                               help_text="the client's address (lib.clientip)")
+    outcome = models.CharField(max_length=16, default="ok", db_default="ok",
+                               help_text="ok, refused (403/404/401) or failed (a failed sign-in)")
 
     class Meta:
         db_table = "care_auditevent"

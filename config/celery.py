@@ -3,16 +3,41 @@
 from __future__ import annotations
 
 import os
+import time
 
-from celery import Celery
+from celery import Celery, signals
 from celery.schedules import crontab
 from django.conf import settings
+
+from lib import metrics
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
 
 app = Celery("healthstream")
 app.config_from_object("django.conf:settings", namespace="CELERY")
 app.autodiscover_tasks()
+
+_started: dict[str, float] = {}
+
+
+@signals.task_prerun.connect
+def _task_started(task_id=None, **_kwargs) -> None:
+    _started[task_id] = time.monotonic()
+
+
+@signals.task_postrun.connect
+def _task_finished(task_id=None, task=None, state=None, **_kwargs) -> None:
+    """Task run time by task name and final state (healthstream_celery_task_seconds)."""
+    began = _started.pop(task_id, None)
+    if began is not None and task is not None:
+        metrics.CELERY_TASK_SECONDS.labels(task.name, state or "UNKNOWN").observe(time.monotonic() - began)
+
+
+@signals.worker_ready.connect
+def _serve_metrics(**_kwargs) -> None:
+    # the main process serves; with PROMETHEUS_MULTIPROC_DIR set it sums the pool's children
+    metrics.serve_if_configured()
+
 
 app.conf.beat_schedule = {
     "storage-maintenance": {

@@ -5,17 +5,56 @@ Defaults match the embedded run mode: services on this machine, no configuration
 
 from __future__ import annotations
 
+from datetime import timedelta
 from pathlib import Path
+
+from django.core.exceptions import ImproperlyConfigured
 
 from lib.env import env_bool, env_float, env_int, env_list, env_str, parse_database_url
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 VAR_DIR = Path(env_str("HEALTHSTREAM_VAR_DIR", str(BASE_DIR / "var")))
 
+# DEBUG=1 is the local run (make run, make test set it): plain HTTP, a built-in key.
+# With DEBUG off (the default) this is production: HTTPS, HSTS and Secure cookies are on,
+# and a SECRET_KEY is required: without one the API refuses to start (config/wsgi.py) and
+# `check --deploy` fails (api/checks.py), both saying so. Commands that sign nothing
+# (makemigrations, the sinks) still run; Django refuses the empty key at any first use.
 DEBUG = env_bool("DEBUG", False)
-SECRET_KEY = env_str("SECRET_KEY", "dev-only-insecure-key-change-me-in-production-0123456789")
+SECRET_KEY = env_str("SECRET_KEY", "")
+SECRET_KEY_MISSING = (
+    "SECRET_KEY is not set and DEBUG is off: set SECRET_KEY (or SECRET_KEY_FILE) to 50 or "
+    "more random characters for production, or DEBUG=1 for a local run")
+if not SECRET_KEY and DEBUG:
+    SECRET_KEY = "dev-only-insecure-key-never-used-with-debug-off-0123456789abcdef"
+SECRET_KEY_SET = bool(SECRET_KEY)  # read instead of SECRET_KEY, which Django refuses when empty
 ALLOWED_HOSTS = env_list("ALLOWED_HOSTS", "127.0.0.1,localhost,testserver,[::1]")
 CSRF_TRUSTED_ORIGINS = env_list("CSRF_TRUSTED_ORIGINS", "")
+
+# --- HTTPS and cookies (see docs/deploy.md) ---
+HTTPS = env_bool("HTTPS", not DEBUG)
+SECURE_SSL_REDIRECT = HTTPS
+# load balancers' health checks and the metrics scrape come over plain HTTP inside the network
+SECURE_REDIRECT_EXEMPT = [r"^healthz$", r"^metrics$"]
+SECURE_HSTS_SECONDS = env_int("SECURE_HSTS_SECONDS", 31_536_000 if HTTPS else 0, minimum=0)
+SECURE_HSTS_INCLUDE_SUBDOMAINS = env_bool("SECURE_HSTS_INCLUDE_SUBDOMAINS", True)
+SECURE_HSTS_PRELOAD = env_bool("SECURE_HSTS_PRELOAD", True)
+SECURE_CONTENT_TYPE_NOSNIFF = True
+SECURE_REFERRER_POLICY = "same-origin"
+SESSION_COOKIE_SECURE = CSRF_COOKIE_SECURE = HTTPS
+SESSION_COOKIE_HTTPONLY = True
+SESSION_COOKIE_SAMESITE = CSRF_COOKIE_SAMESITE = "Lax"
+X_FRAME_OPTIONS = "DENY"
+# A dashboard session ends after SESSION_IDLE_TIMEOUT_S without a click (the queue's own
+# polling does not count) and at most SESSION_MAX_AGE_S after sign-in.
+SESSION_IDLE_TIMEOUT_S = env_int("SESSION_IDLE_TIMEOUT_S", 30 * 60, minimum=60)
+SESSION_COOKIE_AGE = env_int("SESSION_MAX_AGE_S", 12 * 3600, minimum=300)
+SESSION_PASSIVE_PATHS = ["/dashboard/queue/rows"]
+# Client addresses: REMOTE_ADDR, unless it is one of these proxies (addresses or CIDR
+# networks); then the nearest X-Forwarded-For hop that is not one (lib/clientip.py).
+TRUSTED_PROXIES = env_list("TRUSTED_PROXIES", "")
+if TRUSTED_PROXIES:
+    SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
 
 INSTALLED_APPS = [
     "django.contrib.auth",
@@ -24,8 +63,9 @@ INSTALLED_APPS = [
     "django.contrib.messages",
     "django.contrib.staticfiles",
     "rest_framework",
-    "rest_framework.authtoken",
+    "knox",  # API tokens: hashed, expiring, one per client (api/auth.py)
     "drf_spectacular",
+    "drf_spectacular_sidecar",  # Swagger UI's files, served from here (no CDN)
     "simple_history",
     # the layers, lowest first (lib is a plain package, not an app)
     "care",
@@ -44,16 +84,26 @@ INSTALLED_APPS = [
 MIGRATION_MODULES = {"api": None, "streams": None}
 
 MIDDLEWARE = [
+    "django_prometheus.middleware.PrometheusBeforeMiddleware",
     # outermost: a service outage anywhere below answers 503 + Retry-After, never 500
     "config.outage.ServiceUnavailableMiddleware",
+    "api.middleware.RequestIdMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
+    # CSP and Cache-Control: no-store on everything WhiteNoise did not answer
+    "api.middleware.SecurityHeadersMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
+    "api.middleware.RejectNulMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "api.middleware.SessionIdleTimeoutMiddleware",
+    # who changed a consent, device or team membership (django-simple-history's history_user)
+    "simple_history.middleware.HistoryRequestMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    # request counts and latency by view (django_http_requests_latency_seconds_by_view_method)
+    "django_prometheus.middleware.PrometheusAfterMiddleware",
 ]
 
 ROOT_URLCONF = "config.urls"
@@ -110,11 +160,16 @@ WHITENOISE_USE_FINDERS = True
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [
         "rest_framework.authentication.SessionAuthentication",
-        "rest_framework.authentication.TokenAuthentication",
+        "api.auth.TokenAuthentication",
     ],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
     "EXCEPTION_HANDLER": "api.errors.exception_handler",
+    "DEFAULT_PARSER_CLASSES": [
+        "api.parsers.SafeJSONParser",
+        "rest_framework.parsers.FormParser",
+        "rest_framework.parsers.MultiPartParser",
+    ],
     "DEFAULT_PAGINATION_CLASS": "api.pagination.BoundedLimitOffsetPagination",
     "PAGE_SIZE": 50,
     "DEFAULT_THROTTLE_CLASSES": ["api.throttling.FixedWindowThrottle"],
@@ -125,17 +180,42 @@ API_ANON_RATE_LIMIT_PER_MIN = env_int("API_ANON_RATE_LIMIT_PER_MIN", 120, minimu
 LOGIN_MAX_FAILURES_PER_USER = env_int("LOGIN_MAX_FAILURES_PER_USER", 5, minimum=1)
 LOGIN_MAX_FAILURES_PER_ADDRESS = env_int("LOGIN_MAX_FAILURES_PER_ADDRESS", 30, minimum=1)
 LOGIN_LOCKOUT_S = env_int("LOGIN_LOCKOUT_S", 900, minimum=1)
+# A username failing this often (from any addresses) is slowed, not locked: one try per
+# address per LOGIN_SLOW_S (see api.throttling.LoginGuard).
+LOGIN_SLOW_AFTER = env_int("LOGIN_SLOW_AFTER", 20, minimum=1)
+LOGIN_SLOW_S = env_int("LOGIN_SLOW_S", 60, minimum=1)
 LOGIN_REDIRECT_URL = "/dashboard/"
+# API tokens (api/auth.py): idle expiry, absolute expiry, live tokens per user.
+API_TOKEN_IDLE_DAYS = env_int("API_TOKEN_IDLE_DAYS", 14, minimum=1)
+API_TOKEN_MAX_DAYS = env_int("API_TOKEN_MAX_DAYS", 90, minimum=1)
+API_TOKENS_PER_USER = env_int("API_TOKENS_PER_USER", 20, minimum=1)
+REST_KNOX = {
+    "TOKEN_TTL": timedelta(days=API_TOKEN_IDLE_DAYS),
+    "AUTO_REFRESH": True,
+    "AUTO_REFRESH_MAX_TTL": timedelta(days=API_TOKEN_MAX_DAYS),
+    "MIN_REFRESH_INTERVAL": 3600,  # one expiry write an hour at most per token
+    "TOKEN_PREFIX": "hsu_",
+}
+# GET patients/{id}/samples with an explicit resolution serves at most this many points
+# (400 naming the limit beyond it); `auto` picks a resolution that stays near 1,000.
+SAMPLES_MAX_POINTS = env_int("SAMPLES_MAX_POINTS", 10_000, minimum=100)
+# GET /metrics: with a token set, only `Authorization: Bearer <token>` may scrape.
+METRICS_TOKEN = env_str("METRICS_TOKEN", "")
 DASHBOARD_POLL_S = env_int("DASHBOARD_POLL_S", 5, minimum=1)
 SPECTACULAR_SETTINGS = {
     "TITLE": "healthstream API",
     "DESCRIPTION": "Wearable data ingest, patient advice and care-team alerts.",
     "VERSION": "1.0.0",
     "SERVE_INCLUDE_SCHEMA": False,
+    "SWAGGER_UI_DIST": "SIDECAR",
+    "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
+    "REDOC_DIST": "SIDECAR",
     "ENUM_NAME_OVERRIDES": {
         "AlertStatusEnum": "alerts.states.STATUSES",
         "RecommendationStatusEnum": ["active", "dismissed", "expired"],
         "ContextTagEnum": "coaching.models.CONTEXT_TAGS",
+        "SeverityEnum": "alerts.states.SEVERITIES",
+        "VerdictEnum": "alerts.states.VERDICTS",
     },
 }
 
@@ -217,12 +297,26 @@ FORECAST_LSTM_EPOCHS = env_int("FORECAST_LSTM_EPOCHS", 20, minimum=1)
 FORECAST_LSTM_UNITS = env_int("FORECAST_LSTM_UNITS", 64, minimum=4)
 FORECAST_KEEP_DAYS = env_int("FORECAST_KEEP_DAYS", 90, minimum=1)  # issues kept, for scoring
 
+# LOG_FORMAT=json: one JSON object a line with request_id and batch_id (lib/logs.py);
+# plain text stays the default. LOG_FILE adds a file, created with mode 0600.
+LOG_FORMAT = env_str("LOG_FORMAT", "plain")
+if LOG_FORMAT not in ("plain", "json"):
+    raise ImproperlyConfigured(f"LOG_FORMAT={LOG_FORMAT!r}: use plain or json")
+LOG_FILE = env_str("LOG_FILE", "")
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
-    "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s: %(message)s"}},
-    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
-    "root": {"handlers": ["console"], "level": env_str("LOG_LEVEL", "INFO")},
+    "filters": {"ids": {"()": "lib.logs.ContextFilter"}},
+    "formatters": {
+        "plain": {"format": "%(asctime)s %(levelname)s %(name)s: %(message)s"},
+        "json": {"()": "lib.logs.JsonFormatter"},
+    },
+    "handlers": {
+        "console": {"class": "logging.StreamHandler", "formatter": LOG_FORMAT, "filters": ["ids"]},
+        **({"file": {"class": "lib.logs.PrivateFileHandler", "filename": LOG_FILE, "formatter": LOG_FORMAT,
+                     "filters": ["ids"]}} if LOG_FILE else {}),
+    },
+    "root": {"handlers": ["console", *(["file"] if LOG_FILE else [])], "level": env_str("LOG_LEVEL", "INFO")},
     "loggers": {
         "kafka": {"level": "WARNING"},
         "django.db.backends": {"level": "WARNING"},

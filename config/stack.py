@@ -77,11 +77,17 @@ class Stack:
     forecasts_enqueued: bool = False
 
     # ---------------------------------------------------------------- output
-    def say(self, label: str, line: str) -> None:
+    def say(self, label: str, line: str, *, terminal_only: bool = False) -> None:
+        """Print a line and append it to var/log/stack.log (mode 0600). ``terminal_only``
+        lines (the demo logins and device token) are printed, never written to the file."""
         text = f"{label:>10} | {line}"
         with self.log_lock:
             print(text, flush=True)
-            with open(self.var / "log" / "stack.log", "a", encoding="utf-8") as fh:
+            if terminal_only:
+                return
+            fd = os.open(self.var / "log" / "stack.log", os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+            os.fchmod(fd, 0o600)  # also a file left world-readable by an older launcher
+            with open(fd, "a", encoding="utf-8") as fh:
                 fh.write(text + "\n")
 
     def _pump(self, label: str, stream, tail: deque) -> None:
@@ -229,7 +235,7 @@ class Stack:
             self.spawn("api", [sys.executable, "-m", "gunicorn", "config.wsgi:application",
                                "--bind", f"127.0.0.1:{self.api_port}", "--workers", workers,
                                "--worker-class", "gthread", "--threads", "8",
-                               "--access-logfile", "-", "--access-logformat", '%(m)s %(U)s %(s)s %(M)sms'])
+                               "--access-logfile", "-", "--access-logformat", '%(m)s %(U)s %(s)s %(M)sms %({x-request-id}o)s'])
             for k in range(int(self.env.get("SINK_PROCESSES", "1"))):
                 self.spawn(f"sink{k or ''}", self.manage("run_ingest_sink"))
             for label, command in (("detectors", "run_detector_worker"), ("alerts", "run_alert_sink")):
@@ -247,19 +253,18 @@ class Stack:
                                          cwd=ROOT, env=self.env, capture_output=True, text=True)
             self.set_up_demo_notifications()
             self.spawn("simulator", self.manage("simulate", "--api", api, "--patients", str(self.patients)))
-            banner = [
-                "",
-                "healthstream is running.",
-                f"  API        {api}/api/docs/   (health: {api}/healthz)",
-                f"  Dashboard  {api}/dashboard/",
-                *("  " + line for line in credentials.stdout.strip().splitlines()),
-                *notify_lines,
-                f"  Logs       {self.var / 'log' / 'stack.log'}",
-                "  Ctrl-C stops everything.",
-                "",
-            ]
-            for line in banner:
+            self.say("stack", "")
+            self.say("stack", "healthstream is running.")
+            self.say("stack", f"  API        {api}/api/docs/   (health: {api}/healthz)")
+            self.say("stack", f"  Dashboard  {api}/dashboard/")
+            # logins and a live device token: on the terminal only, never in the log file
+            for line in credentials.stdout.strip().splitlines():
+                self.say("stack", "  " + line, terminal_only=True)
+            for line in notify_lines:
                 self.say("stack", line)
+            self.say("stack", f"  Logs       {self.var / 'log' / 'stack.log'} (no passwords or tokens)")
+            self.say("stack", "  Ctrl-C stops everything.")
+            self.say("stack", "")
             self.supervising = True
             while not self.stopping:
                 self.supervise()

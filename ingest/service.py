@@ -16,7 +16,7 @@ from django.conf import settings
 from django.db import DatabaseError, connection
 
 from ingest.schema import Batch, BatchError, to_message
-from lib import kafka
+from lib import kafka, metrics
 
 log = logging.getLogger(__name__)
 
@@ -70,6 +70,7 @@ def accept(batch: Batch) -> Outcome:
                     status=409,
                 )
             if status == "accepted":
+                metrics.INGEST_BATCHES.labels("duplicate").inc()
                 return Outcome(batch.batch_id, n, duplicate=True)
         else:
             ingest_id = row[0]
@@ -82,6 +83,7 @@ def accept(batch: Batch) -> Outcome:
         with connection.cursor() as cur:
             cur.execute("UPDATE ingest_ingestbatch SET status = 'failed' WHERE id = %s "
                         "AND status = 'pending'", [ingest_id])
+        metrics.INGEST_BATCHES.labels("broker_unavailable").inc()
         raise BrokerUnavailable("the broker did not acknowledge the batch; retry later") from exc
     try:
         with connection.cursor() as cur:
@@ -95,4 +97,6 @@ def accept(batch: Batch) -> Outcome:
         # "pending"; a retry produces again, which the sink skips.
         log.warning("ingest batch %s acknowledged but not marked accepted: %s", ingest_id,
                     type(exc).__name__)
+    metrics.INGEST_BATCHES.labels("accepted").inc()
+    metrics.INGEST_SAMPLES.inc(len(batch.samples))
     return Outcome(batch.batch_id, len(batch.samples), duplicate=False)

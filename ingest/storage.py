@@ -31,6 +31,7 @@ from django.conf import settings
 from django.db import connection as django_connection
 
 from ingest.schema import INTENSITIES, METRICS
+from lib import metrics
 
 log = logging.getLogger(__name__)
 
@@ -283,6 +284,13 @@ def _ts(ms: int | None) -> datetime | None:
 
 def copy_samples(cur: psycopg.Cursor, cols: Columns) -> int:
     """COPY the rows into ``samples``. The caller owns the transaction."""
+    with metrics.STORE_WRITE_SECONDS.time():
+        n = _copy_samples(cur, cols)
+    metrics.SAMPLES_STORED.inc(n)
+    return n
+
+
+def _copy_samples(cur: psycopg.Cursor, cols: Columns) -> int:
     times = (_EPOCH + cols.time_ms.astype("timedelta64[ms]").astype(object)).tolist() if len(cols) else []
     patients = cols.patient.tolist()
     metrics = cols.metric.tolist()

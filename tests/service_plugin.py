@@ -18,6 +18,9 @@ import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
 _started = None
+# The suite is a local run (plain HTTP, the built-in key; see config/settings.py). Set
+# before pytest-django reads the settings; subprocesses (the stack, gunicorn) inherit it.
+os.environ.setdefault("DEBUG", "1")
 
 
 @pytest.hookimpl(wrapper=True)

@@ -9,6 +9,7 @@ Clinicians only; a patient the clinician may not read is answered 404.
 from __future__ import annotations
 
 import inspect
+import re
 from datetime import timedelta
 from functools import wraps
 
@@ -21,16 +22,25 @@ from django.http import Http404, HttpResponse
 from django.shortcuts import redirect, render
 from django.utils import timezone
 from django.utils.html import escape
+from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.http import require_GET, require_POST
 from rest_framework import exceptions as drf_exceptions
 
 from alerts import feedback, parameters, presentation, quality, queries, states, workflow
 from alerts.models import Alert, AlertAction, DetectorThreshold
-from api import care
+from api import care, query
 from api.lookup import alert_or_404, patient_or_404
 from api.throttling import LoginGuard, client_address
 from api.views import patient_status_queryset
-from care.access import audit, audit_many, clinician_of, clinicians_with_access, teams_with_access
+from care.access import (
+    audit,
+    audit_failed_login,
+    audit_many,
+    clinician_of,
+    clinicians_with_access,
+    teams_with_access,
+)
+from care.models import AuditEvent
 from coaching import context as coaching_context
 from coaching.models import ContextReport, Recommendation
 from ingest import wear
@@ -44,21 +54,50 @@ VERDICT_CHOICES = [(states.ACTIONABLE, "actionable"), (states.NOT_ACTIONABLE, "n
                    (states.UNSURE, "unsure")]
 
 
+_ID = re.compile(r"[0-9]{1,18}")
+
+
+def _id(raw: str) -> int | None:
+    """A row id from a form field: ASCII digits only, and small enough for a bigint.
+    (``str.isdigit`` accepts "²" and Arabic-Indic digits, which ``int`` then refuses, and
+    a 5,000-digit id is over Python's int-parsing limit: both used to answer 500.)"""
+    return int(raw) if _ID.fullmatch(raw) else None
+
+
+def _next(request) -> str | None:
+    """The form's ``next`` when it is a dashboard page on this site, else None."""
+    nxt = request.POST.get("next", "")
+    if (nxt.startswith("/dashboard/") and "\\" not in nxt
+            and url_has_allowed_host_and_scheme(nxt, allowed_hosts={request.get_host()},
+                                                require_https=request.is_secure())):
+        return nxt
+    return None
+
+
+def _refused_access(request, code: int, kwargs: dict) -> None:
+    audit(request, None, "refused", outcome=AuditEvent.REFUSED, status=code, method=request.method,
+          **{k: v for k, v in kwargs.items() if k in ("patient_id", "alert_id")})
+
+
 def clinician_required(view):
     @login_required
     @wraps(view)
     def wrapper(request, *args, **kwargs):
         clinician = clinician_of(request.user)
         if clinician is None:
+            _refused_access(request, 403, kwargs)
             raise PermissionDenied("the dashboard is for care teams")
         request.clinician = clinician
         try:
             return view(request, *args, **kwargs)
         except drf_exceptions.NotFound as exc:
+            _refused_access(request, 404, kwargs)
             raise Http404(str(exc.detail)) from None
         except drf_exceptions.PermissionDenied as exc:
+            _refused_access(request, 403, kwargs)
             raise PermissionDenied(str(exc.detail)) from None
         except workflow.NotAllowed as exc:
+            _refused_access(request, 403, kwargs)
             raise PermissionDenied(exc.reason) from None
     return wrapper
 
@@ -71,14 +110,18 @@ class LoginView(auth_views.LoginView):
 
     def post(self, request, *args, **kwargs):
         guard = LoginGuard(request.POST.get("username", ""), client_address(request))
-        if guard.blocked():
-            return render(request, self.template_name,
-                          {"form": self.get_form(), "locked": True}, status=429)
+        if wait := guard.blocked():
+            audit_failed_login(request, request.POST.get("username", ""), "dashboard", locked=True)
+            response = render(request, self.template_name,
+                              {"form": self.get_form(), "locked": True}, status=429)
+            response["Retry-After"] = str(wait)
+            return response
         response = super().post(request, *args, **kwargs)
         if request.user.is_authenticated:
             guard.succeeded()
         else:
             guard.failed()
+            audit_failed_login(request, request.POST.get("username", ""), "dashboard")
         return response
 
 
@@ -149,7 +192,7 @@ def queue(request):
 @clinician_required
 def bulk_acknowledge(request):
     """Acknowledge the alerts ticked in the queue (each through the workflow)."""
-    ids = [int(x) for x in request.POST.getlist("alert") if x.isdigit()][:200]
+    ids = [i for i in map(_id, request.POST.getlist("alert")[:200]) if i is not None]
     readable = list(queries.readable_alerts(request.user).filter(pk__in=ids).values_list("pk", flat=True))
     done, refused = workflow.acknowledge_many(readable, request.user)
     for pk in done:
@@ -160,8 +203,7 @@ def bulk_acknowledge(request):
         messages.error(request, f"{len(refused) + len(ids) - len(readable)} could not be acknowledged")
     if not ids:
         messages.error(request, "tick the alerts to acknowledge first")
-    nxt = request.POST.get("next", "")
-    return redirect(nxt if nxt.startswith("/dashboard/") else "dashboard:queue")
+    return redirect(_next(request) or "dashboard:queue")
 
 
 @require_GET
@@ -186,6 +228,8 @@ def alert_action(request, alert_id: int, action: str):
         return _refused(request, f"{exc.field}: {exc.reason}" if exc.field != "(request)" else exc.reason)
     except workflow.AlreadyResolved as exc:
         return _refused(request, exc.reason)
+    except drf_exceptions.ValidationError as exc:
+        return _refused(request, _reason(exc))
     audit(request, alert.patient_id, f"alert_{action}", alert=alert.pk, via="dashboard")
     if action == "escalate":
         step = workflow.escalated_to(alert)
@@ -195,10 +239,7 @@ def alert_action(request, alert_id: int, action: str):
         _decorate([alert])
         return render(request, "dashboard/_queue_row.html",
                       {"a": alert, "snooze_choices": SNOOZE_CHOICES, "now": timezone.now()})
-    nxt = request.POST.get("next", "")
-    if nxt.startswith("/dashboard/"):
-        return redirect(nxt)
-    return redirect("dashboard:queue")
+    return redirect(_next(request) or "dashboard:queue")
 
 
 def _escalation_targets(patient_id: int, me) -> list[tuple[str, str]]:
@@ -216,7 +257,7 @@ def _confirm_escalation(request, alert: Alert) -> HttpResponse:
     _decorate([alert])
     return render(request, "dashboard/confirm_escalate.html", {
         "a": alert, "target": target, "target_name": names[target],
-        "reason": request.POST.get("reason", "")[:300], "next": request.POST.get("next", "")})
+        "reason": request.POST.get("reason", "")[:300], "next": _next(request) or ""})
 
 
 def _reason(exc: drf_exceptions.ValidationError) -> str:
@@ -232,8 +273,7 @@ def _refused(request, reason: str) -> HttpResponse:
     if request.headers.get("HX-Request"):
         return HttpResponse(f"<span class='error'>{escape(reason)}</span>", status=200)
     messages.error(request, reason)
-    nxt = request.POST.get("next", "")
-    return redirect(nxt if nxt.startswith("/dashboard/") else "dashboard:queue")
+    return redirect(_next(request) or "dashboard:queue")
 
 
 def _acknowledge(request, alert: Alert) -> None:
@@ -241,11 +281,16 @@ def _acknowledge(request, alert: Alert) -> None:
 
 
 def _snooze(request, alert: Alert) -> None:
-    """For a number of hours from now (the form offers a few); the workflow bounds it."""
-    raw = request.POST.get("hours", "4")
-    if not raw.isdigit() or int(raw) > 24 * 366:
-        raise workflow.InvalidInput("hours", "must be a whole number of hours")
-    workflow.snooze(alert, request.user, timezone.now() + timedelta(hours=int(raw)))
+    """Until a date-time (``until``, as in the API) or for a number of hours from now (the
+    form offers a few); the workflow bounds both to 30 days."""
+    if raw_until := request.POST.get("until", ""):
+        until = query.instant(raw_until, "until")
+    else:
+        hours = _id(request.POST.get("hours", "4"))
+        if hours is None or hours > 24 * 366:
+            raise workflow.InvalidInput("hours", "must be a whole number of hours")
+        until = timezone.now() + timedelta(hours=hours)
+    workflow.snooze(alert, request.user, until)
 
 
 def _unsnooze(request, alert: Alert) -> None:
@@ -254,9 +299,10 @@ def _unsnooze(request, alert: Alert) -> None:
 
 def _escalate(request, alert: Alert) -> None:
     kind, _, raw = request.POST.get("target", "").partition(":")
-    if kind not in ("clinician", "team") or not raw.isdigit():
+    pk = _id(raw)
+    if kind not in ("clinician", "team") or pk is None:
         raise workflow.InvalidInput("target", "choose a clinician or a team")
-    target = {f"{kind}_id": int(raw)}
+    target = {f"{kind}_id": pk}
     workflow.escalate(alert, request.user, reason=request.POST.get("reason", ""), **target)
 
 
@@ -382,9 +428,10 @@ def threshold(request, patient_id: int):
         return back
     try:
         if revert := request.POST.get("revert", ""):
-            if not revert.isdigit():
+            change = _id(revert)
+            if change is None:
                 raise workflow.InvalidInput("change", "no such threshold change")
-            workflow.revert_threshold_change(p, int(revert), request.user, reason)
+            workflow.revert_threshold_change(p, change, request.user, reason)
             messages.success(request, "threshold change reverted")
             return back
         detector = request.POST.get("detector", "").strip()

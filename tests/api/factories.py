@@ -16,9 +16,9 @@ import numpy as np
 from django.contrib.auth import get_user_model
 from django.db import connection
 from django.utils import timezone
-from rest_framework.authtoken.models import Token
 
 from alerts.models import Alert
+from api.auth import issue
 from care.models import Assignment, CareTeam, Clinician, Consent, Device, Patient, TeamMembership
 from coaching.models import Recommendation
 from ingest import storage
@@ -49,8 +49,11 @@ class World:
     advice: Recommendation
 
     def token(self, who) -> str:
-        user = who.user
-        return Token.objects.get_or_create(user=user)[0].key
+        """An API token of this person (one per person and world, as one client)."""
+        tokens = self.__dict__.setdefault("_tokens", {})
+        if who.user.pk not in tokens:
+            tokens[who.user.pk] = issue(who.user)[1]
+        return tokens[who.user.pk]
 
 
 def make_user(username: str):

@@ -54,6 +54,7 @@ ROUTES = [
     Route("patient-context", "get", "/api/v1/patients/{p}/context", "both"),
     Route("patient-context", "post", "/api/v1/patients/{p}/context", "patient", "CONTEXT"),
     Route("patient-alerts", "get", "/api/v1/patients/{p}/alerts", "both"),
+    Route("patient-access-log", "get", "/api/v1/patients/{p}/access-log", "patient"),
     Route("patient-timeline", "get", "/api/v1/patients/{p}/timeline", "clinician"),
     Route("patient-thresholds", "get", "/api/v1/patients/{p}/thresholds", "clinician"),
     Route("patient-threshold", "put", "/api/v1/patients/{p}/thresholds/hr_high_at_rest", "clinician",
@@ -83,11 +84,12 @@ LISTS = [
     Route("patients", "get", "/dashboard/patients/", "clinician", page=True),
 ]
 # Routes that serve no patient's data (sign-in, who am I, team names).
-NOT_PATIENT_DATA = {"auth-token", "auth-logout", "me", "teams", "login", "logout", "ingest-batches",
-                    "fhir-metadata"}
-# Routes with their own access tests: team aggregates and the queue's bulk acknowledge
-# (tests/api/test_quality.py, tests/dashboard/test_queue_views.py).
-OWN_TESTS = {"alert-quality", "quality", "bulk-acknowledge", "alert-unsnooze"}
+NOT_PATIENT_DATA = {"auth-token", "auth-logout", "auth-logout-all", "me", "teams", "login", "logout",
+                    "ingest-batches", "fhir-metadata"}
+# Routes with their own access tests: team aggregates, the queue's bulk acknowledge, undoing
+# a snooze and the team's audit export (tests/api/test_quality.py,
+# tests/dashboard/test_queue_views.py, tests/alerts/test_workflow.py, tests/api/test_audit.py).
+OWN_TESTS = {"alert-quality", "quality", "bulk-acknowledge", "alert-unsnooze", "team-audit"}
 
 
 def _body(route: Route, w: World):

@@ -16,6 +16,9 @@ class Command(BaseCommand):
 
     def handle(self, *args, **options):
         from alerts.sink import GROUP_ID, AlertSink
+        from lib import metrics
+
+        metrics.serve_if_configured()  # /metrics on METRICS_PORT, when set
 
         connections.close_all()  # the sink uses its own psycopg connection
         sink = AlertSink(group_id=options["group"] or GROUP_ID)

@@ -5,6 +5,7 @@ from __future__ import annotations
 from django.core.management.base import BaseCommand
 
 from ingest.sink import GROUP_ID, Sink
+from lib import metrics
 
 
 class Command(BaseCommand):
@@ -15,6 +16,7 @@ class Command(BaseCommand):
         parser.add_argument("--max-seconds", type=float, default=None)
 
     def handle(self, *args, **opts):
+        metrics.serve_if_configured()  # /metrics on METRICS_PORT, when set
         sink = Sink(group_id=opts["group"])
         sink.install_signal_handlers()
         stats = sink.run(max_seconds=opts["max_seconds"])
