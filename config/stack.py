@@ -20,6 +20,7 @@ behind endless restarts either.
 from __future__ import annotations
 
 import importlib.util
+import json
 import os
 import secrets
 import shutil
@@ -75,6 +76,7 @@ class Stack:
     supervising: bool = False
     failure: str | None = None
     forecasts_enqueued: bool = False
+    metrics_ports: dict = field(default_factory=dict)
 
     # ---------------------------------------------------------------- output
     def say(self, label: str, line: str, *, terminal_only: bool = False) -> None:
@@ -113,11 +115,19 @@ class Stack:
         self.say("stack", "first forecasts queued (train, then forecast, in the background)"
                  if done.returncode == 0 else f"could not queue the first forecasts: {done.stderr.strip()[-200:]}")
 
-    def spawn(self, label: str, argv: list[str]) -> subprocess.Popen:
+    def spawn(self, label: str, argv: list[str], *, metrics: bool = False,
+              extra_env: dict | None = None) -> subprocess.Popen:
+        """Start (and supervise) one process. ``metrics``: it serves Prometheus metrics on
+        a port of its own (``METRICS_PORT``), listed in var/metrics-targets.json."""
         tail: deque = deque(maxlen=TAIL_LINES)
+        env = {**self.env, **(extra_env or {})}
+        if metrics:
+            port = self.metrics_ports.setdefault(label, _free_port())
+            env.update(METRICS_PORT=str(port), METRICS_ADDR="127.0.0.1")
+            self.write_metrics_targets()
 
         def start() -> subprocess.Popen:
-            proc = subprocess.Popen(argv, cwd=ROOT, env=self.env, stdout=subprocess.PIPE,
+            proc = subprocess.Popen(argv, cwd=ROOT, env=env, stdout=subprocess.PIPE,
                                     stderr=subprocess.STDOUT, start_new_session=True)
             threading.Thread(target=self._pump, args=(label, proc.stdout, tail), daemon=True).start()
             return proc
@@ -125,6 +135,14 @@ class Stack:
         managed = Managed(label, start, start(), tail=tail)
         self.procs.append(managed)
         return managed.proc
+
+    def write_metrics_targets(self) -> None:
+        """var/metrics-targets.json in Prometheus' file_sd format: the API's /metrics and
+        each worker's own port, so a local Prometheus (or a test) finds every process."""
+        groups = [{"targets": [f"127.0.0.1:{self.api_port}"], "labels": {"job": "api"}}]
+        groups += [{"targets": [f"127.0.0.1:{port}"], "labels": {"job": label}}
+                   for label, port in sorted(self.metrics_ports.items())]
+        (self.var / "metrics-targets.json").write_text(json.dumps(groups, indent=1))
 
     def adopt(self, label: str, start: Callable[[], subprocess.Popen], log: Path) -> None:
         """A service started (and restarted) by ``start``; its output goes to ``log``."""
@@ -232,20 +250,30 @@ class Stack:
                     return 1
             api = f"http://127.0.0.1:{self.api_port}"
             workers = str(max(2, min(4, os.cpu_count() or 2)))
+            # gunicorn's workers sum their metrics through files (prometheus_client's
+            # multiprocess mode), emptied at each start
+            prom_dir = self.var / "prometheus-api"
+            shutil.rmtree(prom_dir, ignore_errors=True)
+            prom_dir.mkdir(parents=True)
             self.spawn("api", [sys.executable, "-m", "gunicorn", "config.wsgi:application",
                                "--bind", f"127.0.0.1:{self.api_port}", "--workers", workers,
                                "--worker-class", "gthread", "--threads", "8",
-                               "--access-logfile", "-", "--access-logformat", '%(m)s %(U)s %(s)s %(M)sms %({x-request-id}o)s'])
+                               "--access-logfile", "-", "--access-logformat", '%(m)s %(U)s %(s)s %(M)sms %({x-request-id}o)s'],
+                       extra_env={"PROMETHEUS_MULTIPROC_DIR": str(prom_dir)})
             for k in range(int(self.env.get("SINK_PROCESSES", "1"))):
-                self.spawn(f"sink{k or ''}", self.manage("run_ingest_sink"))
+                self.spawn(f"sink{k or ''}", self.manage("run_ingest_sink"), metrics=True)
             for label, command in (("detectors", "run_detector_worker"), ("alerts", "run_alert_sink")):
                 if _has_command(command):
-                    self.spawn(label, self.manage(command))
+                    self.spawn(label, self.manage(command), metrics=True)
                 else:
                     self.say("stack", f"{command} is not part of this build yet: not started")
             notify_lines = self.start_notification_sinks(api)
+            celery_prom = self.var / "prometheus-celery"  # the pool's children sum through files
+            shutil.rmtree(celery_prom, ignore_errors=True)
+            celery_prom.mkdir(parents=True)
             self.spawn("celery", [sys.executable, "-m", "celery", "-A", "config", "worker",
-                                  "--loglevel", "INFO", "--concurrency", "2"])
+                                  "--loglevel", "INFO", "--concurrency", "2"], metrics=True,
+                       extra_env={"PROMETHEUS_MULTIPROC_DIR": str(celery_prom)})
             self.spawn("beat", [sys.executable, "-m", "celery", "-A", "config", "beat", "--loglevel", "INFO",
                                 "--schedule", str(self.var / "celerybeat-schedule")])
             services.wait_port("127.0.0.1", self.api_port, 60, "the API")
@@ -262,6 +290,7 @@ class Stack:
                 self.say("stack", "  " + line, terminal_only=True)
             for line in notify_lines:
                 self.say("stack", line)
+            self.say("stack", f"  Metrics    {api}/metrics and each worker's port: {self.var / 'metrics-targets.json'}")
             self.say("stack", f"  Logs       {self.var / 'log' / 'stack.log'} (no passwords or tokens)")
             self.say("stack", "  Ctrl-C stops everything.")
             self.say("stack", "")

@@ -40,6 +40,12 @@ DEAD_LETTERS = Counter("healthstream_dead_letters_total", "messages sent to a de
 ALERT_LATENCY_SECONDS = Histogram("healthstream_alert_latency_seconds",
                                   "from the newest sample of an episode's window to its alert row",
                                   buckets=(0.5, 1, 2, 5, 10, 30, 60, 120, 300, 900))
+DETECTOR_MESSAGES = Counter("healthstream_detector_messages_total", "samples.v1 messages the detector worker took")
+DETECTOR_SAMPLES = Counter("healthstream_detector_samples_total", "samples the detectors judged")
+DETECTOR_ALERTS = Counter("healthstream_detector_alerts_total", "alert events the detector worker sent to alerts.v1")
+DETECTOR_BATCH_SECONDS = Histogram("healthstream_detector_batch_seconds",
+                                   "one batch taken from samples.v1: detect, send alerts, write states",
+                                   buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10))
 CELERY_TASK_SECONDS = Histogram("healthstream_celery_task_seconds", "Celery task run time",
                                 ["task", "state"], buckets=(0.05, 0.1, 0.5, 1, 5, 15, 60, 300, 1800))
 

@@ -17,12 +17,14 @@ partitions (Faust's consumer group). Async code here never calls the Django ORM.
 from __future__ import annotations
 
 import logging
+import time
 from pathlib import Path
 
 import faust
 from django.conf import settings
 
 from lib import kafka as hs_kafka
+from lib import metrics
 from streams.faust_hooks import as_current_event
 from streams.processor import DetectorProcessor, store_history
 from streams.thresholds import ThresholdCache
@@ -80,6 +82,7 @@ def create_app(*, thresholds: ThresholdCache | None = None) -> faust.App:
     async def detect(stream):
         async for events in stream.take_events(settings.DETECTOR_TAKE_MESSAGES,
                                                within=settings.DETECTOR_TAKE_WITHIN_S):
+            started, judged = time.perf_counter(), processor.stats.samples
             batch = [(e.message.key or b"", e.message.offset, e.message.value) for e in events]
             out = processor.process(batch, table.get)
             # force=True: send now, never as an attachment of the (unset) current event
@@ -88,6 +91,10 @@ def create_app(*, thresholds: ThresholdCache | None = None) -> faust.App:
             for fut in pending:
                 await fut  # the alerts are acked by the broker before the state moves on
             await write_states(out.states, {e.message.key or b"": e for e in events})
+            metrics.DETECTOR_MESSAGES.inc(len(batch))
+            metrics.DETECTOR_SAMPLES.inc(processor.stats.samples - judged)
+            metrics.DETECTOR_ALERTS.inc(len(pending))
+            metrics.DETECTOR_BATCH_SECONDS.observe(time.perf_counter() - started)
 
     async def write_states(states: dict[bytes, bytes], last_event: dict[bytes, faust.EventT]) -> None:
         """Write each patient's state to the store and the changelog, acked.

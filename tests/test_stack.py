@@ -32,6 +32,58 @@ def wait_for(predicate, timeout: float, what: str):
     raise AssertionError(f"timed out after {timeout}s waiting for {what}")
 
 
+# (job in var/metrics-targets.json, metric sample name): counters a running stack must show
+_STACK_COUNTERS = [
+    ("api", "healthstream_ingest_batches_total"),
+    ("api", "healthstream_ingest_samples_total"),
+    ("sink", "healthstream_samples_stored_total"),
+    ("detectors", "healthstream_detector_samples_total"),
+    ("detectors", "healthstream_detector_alerts_total"),
+    ("alerts", "healthstream_alerts_stored_total"),
+]
+
+
+def _scrape_all(var, wanted) -> dict[str, float] | None:
+    """Sum of each wanted counter over its job's scrape, or None while one is still 0."""
+    import json
+
+    from prometheus_client.parser import text_string_to_metric_families
+
+    targets = {g["labels"]["job"]: g["targets"][0] for g in json.loads((var / "metrics-targets.json").read_text())}
+    totals = {}
+    for job, name in wanted:
+        text = requests.get(f"http://{targets[job]}/metrics", timeout=10).text
+        totals[f"{job}:{name}"] = sum(s.value for fam in text_string_to_metric_families(text)
+                                      for s in fam.samples if s.name == name)
+    return totals if all(v > 0 for v in totals.values()) else None
+
+
+def _declared_metrics(var) -> set[str]:
+    """Every metric name (with its exposition suffixes) that some process of the stack serves."""
+    import json
+
+    from prometheus_client.parser import text_string_to_metric_families
+
+    names: set[str] = set()
+    for group in json.loads((var / "metrics-targets.json").read_text()):
+        text = requests.get(f"http://{group['targets'][0]}/metrics", timeout=10).text
+        for fam in text_string_to_metric_families(text):
+            names |= {fam.name + suffix for suffix in ("", "_total", "_bucket", "_count", "_sum")}
+            names |= {s.name for s in fam.samples}
+    return names
+
+
+def _dashboard_metrics() -> set[str]:
+    """The metric names the Grafana dashboard's queries use."""
+    import json
+
+    from tests.conftest import ROOT
+
+    dash = json.loads((ROOT / "deploy" / "grafana" / "healthstream.json").read_text())
+    exprs = " ".join(t["expr"] for p in dash["panels"] for t in p["targets"])
+    return set(re.findall(r"\b((?:healthstream|django)_[a-z_]+)", exprs))
+
+
 def test_the_stack_serves_pushed_data_through_the_read_api_within_10_s_and_stops_cleanly(subprocess_env, tmp_path):
     port = free_port()
     env = dict(subprocess_env, HEALTHSTREAM_VAR_DIR=str(tmp_path), CACHE_KEY_PREFIX=f"stack-{port}")
@@ -118,6 +170,24 @@ def test_the_stack_serves_pushed_data_through_the_read_api_within_10_s_and_stops
                  "the email in the stack's SMTP sink")
         print(f"make run: red alert row to webhook and email in {time.monotonic() - written:.1f} s")
         assert time.monotonic() - written < 30
+
+        # A phone's 30 minutes at 140 bpm at rest becomes an alert row through the worker and
+        # the alert sink; then every process's /metrics (var/metrics-targets.json) shows it.
+        from care.models import Device, Patient
+
+        racer = Patient.objects.create(display_name="metrics")
+        _, token = Device.issue(racer, "band")
+        t0 = now_ms() - 60 * 60_000
+        minutes = [{"metric": "heart_rate", "time": t0 + i * 60_000, "value": 140.0 if i < 30 else 70.0}
+                   for i in range(55)]
+        upload = requests.post(f"{base}/api/v1/ingest/batches", headers={"Authorization": f"Device {token}"},
+                               json={"batch_id": "stack-metrics", "samples": minutes}, timeout=10)
+        assert upload.status_code == 202, upload.text
+        wait_for(lambda: Alert.objects.filter(patient=racer).exists(), 90, "the racing heart's alert row")
+        totals = wait_for(lambda: _scrape_all(tmp_path, _STACK_COUNTERS), 30, "every counter above 0")
+        print("metrics scraped during make run: " + ", ".join(f"{k}={v:g}" for k, v in sorted(totals.items())))
+        missing = _dashboard_metrics() - _declared_metrics(tmp_path)
+        assert not missing, f"the Grafana dashboard uses metrics no process serves: {sorted(missing)}"
     finally:
         children = psutil.Process(stack.pid).children(recursive=True) if stack.poll() is None else []
         if stack.poll() is None:

@@ -23,10 +23,11 @@ class Command(BaseCommand):
     def handle(self, *args, **options):
         from faust.worker import Worker
 
-        from lib import kafka
+        from lib import kafka, metrics
         from streams.app import create_app
 
         connections.close_all()  # the worker never uses the ORM
+        metrics.serve_if_configured()  # /metrics on METRICS_PORT, when set
         kafka.ensure_topics()
         app = create_app()
         worker = Worker(app, loglevel=options["loglevel"], quiet=True, redirect_stdouts=False,
