@@ -84,7 +84,6 @@ def kafka_topics(kafka_broker, settings):
     settings.KAFKA_BOOTSTRAP_SERVERS = kafka_broker
     settings.KAFKA_TOPIC_SAMPLES = f"samples.v1.{suffix}"
     settings.KAFKA_TOPIC_ALERTS = f"alerts.v1.{suffix}"
-    settings.KAFKA_TOPIC_DLQ = f"samples.v1.dlq.{suffix}"
     from lib import kafka
 
     kafka.reset_producer()
@@ -94,7 +93,7 @@ def kafka_topics(kafka_broker, settings):
             "bootstrap": kafka_broker,
             "samples": settings.KAFKA_TOPIC_SAMPLES,
             "alerts": settings.KAFKA_TOPIC_ALERTS,
-            "dlq": settings.KAFKA_TOPIC_DLQ,
+            "dlq": kafka.dead_letter_topic(settings.KAFKA_TOPIC_SAMPLES),
             "suffix": suffix,
         }
     finally:
@@ -113,7 +112,6 @@ def subprocess_env(kafka_topics, settings):
         KAFKA_BOOTSTRAP_SERVERS=kafka_topics["bootstrap"],
         KAFKA_TOPIC_SAMPLES=kafka_topics["samples"],
         KAFKA_TOPIC_ALERTS=kafka_topics["alerts"],
-        KAFKA_TOPIC_DLQ=kafka_topics["dlq"],
         PYTHONUNBUFFERED="1",
         DJANGO_SETTINGS_MODULE="config.settings",
     )
