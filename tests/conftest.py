@@ -63,6 +63,21 @@ def kafka_broker(tmp_path_factory):
         stop_process(proc)
 
 
+@pytest.fixture(scope="module")
+def kafka_cluster(tmp_path_factory):
+    """Three combined broker+controller nodes (KRaft, replication factor 3, min ISR 2)
+    for one test module, since its tests kill and stop brokers; yields the
+    ``config.services.KafkaCluster`` (``bootstrap``, ``kill``, ``start``)."""
+    from config.services import start_kafka_cluster
+
+    folder = tmp_path_factory.mktemp("kafka-cluster")
+    cluster = start_kafka_cluster(folder, ROOT / "var" / "log" / f"test-cluster-{folder.name}")
+    try:
+        yield cluster
+    finally:
+        cluster.stop()
+
+
 def delete_topics(bootstrap: str, marker: str) -> None:
     """Delete every topic whose name contains ``marker`` (a test's own suffix)."""
     from kafka import KafkaAdminClient
