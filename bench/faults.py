@@ -1,6 +1,6 @@
 """A broker dies under load: nothing lost, nothing doubled, alerts as a pure replay.
 
-    python -m bench.faults [--down-seconds 60] [--patients 6] [--days 20] [--json]
+    python -m bench.faults [--fault leader|controller|pause|scale] [--down-seconds 60] [--json]
 
 Starts a 3-node Apache Kafka cluster (KRaft, replication factor 3, min ISR 2; producers
 use acks=all), private PostgreSQL and Redis, then the API under gunicorn, the ingest
@@ -10,7 +10,8 @@ order, one batch every ``--period`` seconds; a batch answered 503 (or not answer
 sent again with the same batch id until it gets 202, as a phone would.
 
 Once uploads flow, the broker that leads the most samples.v1 partitions is SIGKILLed,
-and restarted ``--down-seconds`` later. When the phones are done and the pipeline has
+and restarted ``--down-seconds`` later (``--fault controller``: the active controller
+instead; ``--fault pause``: the leader is stopped with SIGSTOP and resumed with SIGCONT). When the phones are done and the pipeline has
 settled, it prints:
 
 * ``accepted``: batches answered 202; ``stored``: of those, stored in the database;
@@ -35,6 +36,7 @@ import argparse
 import json
 import os
 import shutil
+import signal
 import subprocess
 import sys
 import threading
@@ -53,6 +55,7 @@ from config import services
 START = datetime(2026, 1, 1, tzinfo=UTC)
 WINDOW_MS = 6 * 3_600_000
 LATENESS_S = 600
+FAULTS = ("leader", "controller", "pause", "scale")
 
 
 @dataclass
@@ -186,9 +189,16 @@ def replication_factor(bootstrap: str, topic: str) -> int:
 
 def run_failover(env: dict, cluster: services.KafkaCluster, db_url: str, log_dir: Path, *,
                  patients: int = 6, days: int = 20, down_s: float = 60.0, period_s: float = 0.25,
-                 settle_s: float = 240.0) -> dict:
+                 settle_s: float = 240.0, fault: str = "leader", workers: int = 1, sinks: int = 1) -> dict:
     """The scenario (see the module's docstring); ``env`` names the database, Redis and
-    the cluster's topics; returns the measures."""
+    the cluster's topics; returns the measures. ``fault``: ``leader`` (SIGKILL the
+    leader of most samples.v1 partitions, restart it after ``down_s``), ``controller``
+    (the same for the active controller), ``pause`` (SIGSTOP the leader of most
+    partitions for ``down_s``, then SIGCONT: a minority cut off, then back), ``scale``
+    (``workers`` detector workers and ``sinks`` ingest sinks share the partitions; one
+    more worker joins under load and leaves ``down_s`` later)."""
+    if fault not in FAULTS:
+        raise ValueError(f"fault must be one of {FAULTS}, not {fault!r}")
     log_dir.mkdir(parents=True, exist_ok=True)
     tag = uuid.uuid4().hex[:8]
     env = dict(env, KAFKA_BOOTSTRAP_SERVERS=cluster.bootstrap, KAFKA_REPLICATION_FACTOR="3",
@@ -207,13 +217,20 @@ def run_failover(env: dict, cluster: services.KafkaCluster, db_url: str, log_dir
         "api": spawn([sys.executable, "-m", "gunicorn", "config.wsgi:application", "--bind",
                       f"127.0.0.1:{api_port}", "--workers", "2", "--worker-class", "gthread",
                       "--threads", "8", "--timeout", "120"], env, log_dir / "api.log"),
-        "ingest_sink": spawn([sys.executable, str(ROOT / "manage.py"), "run_ingest_sink", "--group",
-                              f"ingest-sink-{tag}"], env, log_dir / "ingest_sink.log"),
         "alert_sink": spawn([sys.executable, str(ROOT / "manage.py"), "run_alert_sink", "--group",
                              f"alert-sink-{tag}"], env, log_dir / "alert_sink.log"),
-        "worker": spawn([sys.executable, str(ROOT / "manage.py"), "run_detector_worker"], env,
-                        log_dir / "worker.log"),
     }
+    for i in range(1, sinks + 1):
+        procs[f"ingest_sink{i}"] = spawn([sys.executable, str(ROOT / "manage.py"), "run_ingest_sink", "--group",
+                                          f"ingest-sink-{tag}"], env, log_dir / f"ingest_sink{i}.log")
+
+    def start_worker(i: int) -> None:
+        procs[f"worker{i}"] = spawn([sys.executable, str(ROOT / "manage.py"), "run_detector_worker"],
+                                    dict(env, DETECTOR_DATA_DIR=str(log_dir / f"faust{i}")),
+                                    log_dir / f"worker{i}.log")
+
+    for i in range(1, workers + 1):
+        start_worker(i)
 
     phones: list[Phone] = []
 
@@ -242,14 +259,30 @@ def run_failover(env: dict, cluster: services.KafkaCluster, db_url: str, log_dir
             assert time.monotonic() - began < 180, "uploads never flowed"
             time.sleep(0.2)
         lead = leaders(cluster.bootstrap, topic)
-        victim = max(lead, key=lambda b: (lead[b], -b))
-        killed_at = time.monotonic()
-        killed_wall = time.time()
-        cluster.kill(victim)
-        while time.monotonic() - killed_at < down_s:
-            alive()
-            time.sleep(0.5)
-        cluster.start(victim)
+        if fault == "scale":
+            # a worker joins under load, works for down_s, and leaves (SIGTERM)
+            victim = 0
+            killed_at, killed_wall = time.monotonic(), time.time()
+            start_worker(workers + 1)
+            while time.monotonic() - killed_at < down_s:
+                alive()
+                time.sleep(0.5)
+            stop(procs.pop(f"worker{workers + 1}"))
+        elif fault == "controller":
+            victim = cluster.active_controller()
+        else:
+            victim = max(lead, key=lambda b: (lead[b], -b))
+        if fault != "scale":
+            killed_at = time.monotonic()
+            killed_wall = time.time()
+            cluster.kill(victim, signal.SIGSTOP if fault == "pause" else signal.SIGKILL)
+            while time.monotonic() - killed_at < down_s:
+                alive()
+                time.sleep(0.5)
+            if fault == "pause":
+                cluster.kill(victim, signal.SIGCONT)
+            else:
+                cluster.start(victim)
         restarted_after = time.monotonic() - killed_at
         for t in threads:
             while t.is_alive():
@@ -307,8 +340,14 @@ def run_failover(env: dict, cluster: services.KafkaCluster, db_url: str, log_dir
         "commit_latency_p50_s": round(percentile(window, 50), 3),
         "commit_latency_p99_s": round(percentile(window, 99), 3),
         "commit_latency_p99_s_all": round(percentile(every, 99), 3),
+        "fault": fault,
         "killed_broker": victim,
-        "killed_broker_led_partitions": lead[victim],
+        "killed_broker_led_partitions": lead.get(victim, 0),
+        "workers": workers,
+        "ingest_sinks": sinks,
+        "joined_worker_assigned": fault == "scale" and any(
+            f"topic='{topic}'" in line for line in (log_dir / f"worker{workers + 1}.log").read_text(
+                errors="replace").splitlines() if "Setting newly assigned partitions" in line),
         "down_seconds": round(restarted_after, 1),
         "settle_seconds": round(settled_s, 1),
         "brokers": len(cluster.nodes),
@@ -323,8 +362,14 @@ def main(argv: list[str] | None = None) -> dict:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--down-seconds", type=float, default=60.0)
     parser.add_argument("--patients", type=int, default=6)
-    parser.add_argument("--days", type=int, default=20)
-    parser.add_argument("--period", type=float, default=0.25, help="seconds between a phone's uploads")
+    parser.add_argument("--days", type=int, default=30)
+    parser.add_argument("--period", type=float, default=0.75, help="seconds between a phone's uploads (the uploads of 30 days last 90 s, over the outage)")
+    parser.add_argument("--fault", choices=FAULTS, default="leader",
+                        help="leader: SIGKILL the leader of most samples.v1 partitions (2a); controller: the "
+                             "active controller (2b); pause: SIGSTOP the leader for --down-seconds (2c); "
+                             "scale: a third worker joins two under load and leaves (5)")
+    parser.add_argument("--workers", type=int, default=1)
+    parser.add_argument("--sinks", type=int, default=1)
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args(argv)
     log_dir = ROOT / "var" / "log" / f"bench-faults-{os.getpid()}"
@@ -341,7 +386,8 @@ def main(argv: list[str] | None = None) -> dict:
             subprocess.run([sys.executable, str(ROOT / "manage.py"), "migrate", "--noinput"], env=env, cwd=ROOT,
                            check=True, capture_output=True)
             result = run_failover(env, cluster, f"{base}/bench_faults", log_dir, patients=args.patients,
-                                  days=args.days, down_s=args.down_seconds, period_s=args.period)
+                                  days=args.days, down_s=args.down_seconds, period_s=args.period,
+                                  fault=args.fault, workers=args.workers, sinks=args.sinks)
     finally:
         cluster.stop()
         shutil.rmtree(log_dir / "kafka", ignore_errors=True)

@@ -232,6 +232,17 @@ class KafkaCluster:
             node.proc.wait(30)
             node.proc = None
 
+    def active_controller(self) -> int:
+        """The node id of the KRaft quorum's leader (the active controller)."""
+        from kafka import KafkaAdminClient
+
+        admin = KafkaAdminClient(bootstrap_servers=self.bootstrap, client_id="healthstream-quorum")
+        try:
+            quorum = admin.describe_metadata_quorum()
+        finally:
+            admin.close()
+        return int(quorum["topics"][0]["partitions"][0]["leader_id"])
+
     def stop(self) -> None:
         for node in self.nodes:
             if node.proc is not None:

@@ -5,7 +5,11 @@ ISR 2, producers with acks=all) carries this module's topics; the API under guni
 the ingest sink, the alert sink and the Faust detector worker run as processes on the
 test database. Phones upload simulated histories and re-send a batch answered 503.
 The scenario is bench/faults.py's (``python -m bench.faults`` runs it with a one-minute
-outage; here the broker is down for ``DOWN_S``, to keep CI's budget).
+outage; here a killed broker is down for ``DOWN_S`` before its restart, to keep CI's
+budget). 2a: the leader of most samples.v1 partitions SIGKILLed; 2b: the active
+controller SIGKILLed; 2c: the leader stopped with SIGSTOP for 30 s, then SIGCONT; 5: two
+workers and two ingest sinks share the partitions, a third worker joins under load and
+leaves 15 s later.
 """
 
 from __future__ import annotations
@@ -60,14 +64,37 @@ def test_the_topics_have_three_replicas_and_need_two_in_sync(kafka_cluster, clus
     assert kafka.producer().config["acks"] == -1  # "all"
 
 
-def test_the_leader_of_most_samples_partitions_killed_for_a_while_loses_and_doubles_nothing(
-        kafka_cluster, cluster_env, tmp_path):
+def run_fault(kafka_cluster, cluster_env, tmp_path, fault: str, down_s: float, **scale) -> dict:
     env, url = cluster_env
     result = run_failover(env, kafka_cluster, url, tmp_path / "faults", patients=4, days=20,
-                          down_s=DOWN_S, period_s=0.4)
+                          down_s=down_s, period_s=0.4, fault=fault, **scale)
     print(result)
     assert result["accepted"] > 100
     assert (result["lost"], result["duplicates"]) == (0, 0), result
     assert result["alerts_equal_replay"], result
     assert result["alert_rows"] > 0, result
     assert result["brokers"] == 3 and result["replication_factor"] == 3
+    return result
+
+
+def test_the_leader_of_most_samples_partitions_killed_for_a_while_loses_and_doubles_nothing(
+        kafka_cluster, cluster_env, tmp_path):
+    run_fault(kafka_cluster, cluster_env, tmp_path, "leader", DOWN_S)
+
+
+def test_the_active_controller_killed_for_a_while_loses_and_doubles_nothing(kafka_cluster, cluster_env, tmp_path):
+    before = kafka_cluster.active_controller()
+    result = run_fault(kafka_cluster, cluster_env, tmp_path, "controller", DOWN_S)
+    assert result["killed_broker"] == before
+
+
+def test_a_broker_cut_off_by_sigstop_for_30_s_then_resumed_loses_and_doubles_nothing(
+        kafka_cluster, cluster_env, tmp_path):
+    run_fault(kafka_cluster, cluster_env, tmp_path, "pause", 30.0)
+
+
+def test_two_workers_and_two_sinks_share_the_partitions_and_a_third_worker_joining_and_leaving_changes_no_alert(
+        kafka_cluster, cluster_env, tmp_path):
+    result = run_fault(kafka_cluster, cluster_env, tmp_path, "scale", 15.0, workers=2, sinks=2)
+    assert (result["workers"], result["ingest_sinks"]) == (2, 2)
+    assert result["joined_worker_assigned"], "the third worker never got a samples.v1 partition"
