@@ -187,6 +187,22 @@ def replication_factor(bootstrap: str, topic: str) -> int:
     return min(len(p["replica_nodes"]) for p in desc["partitions"])
 
 
+def assigned(worker_log: Path, topic: str) -> bool:
+    """Whether a worker's log shows partitions of ``topic`` assigned to it."""
+    if not worker_log.exists():
+        return False
+    return any(f"topic='{topic}'" in line for line in worker_log.read_text(errors="replace").splitlines()
+               if "Setting newly assigned partitions" in line)
+
+
+def worker_messages(worker_log: Path) -> int:
+    """The messages a stopped worker says it processed (its last words), 0 if none."""
+    import re
+
+    found = re.findall(r"detector worker stopped: (\d+) messages", worker_log.read_text(errors="replace"))
+    return int(found[-1]) if found else 0
+
+
 def run_failover(env: dict, cluster: services.KafkaCluster, db_url: str, log_dir: Path, *,
                  patients: int = 6, days: int = 20, down_s: float = 60.0, period_s: float = 0.25,
                  settle_s: float = 240.0, fault: str = "leader", workers: int = 1, sinks: int = 1) -> dict:
@@ -196,7 +212,7 @@ def run_failover(env: dict, cluster: services.KafkaCluster, db_url: str, log_dir
     (the same for the active controller), ``pause`` (SIGSTOP the leader of most
     partitions for ``down_s``, then SIGCONT: a minority cut off, then back), ``scale``
     (``workers`` detector workers and ``sinks`` ingest sinks share the partitions; one
-    more worker joins under load and leaves ``down_s`` later)."""
+    more worker joins under load and, ``down_s`` after it got partitions, leaves)."""
     if fault not in FAULTS:
         raise ValueError(f"fault must be one of {FAULTS}, not {fault!r}")
     log_dir.mkdir(parents=True, exist_ok=True)
@@ -264,8 +280,12 @@ def run_failover(env: dict, cluster: services.KafkaCluster, db_url: str, log_dir
             victim = 0
             killed_at, killed_wall = time.monotonic(), time.time()
             start_worker(workers + 1)
-            while time.monotonic() - killed_at < down_s:
+            joined_at = None
+            while joined_at is None or time.monotonic() - joined_at < down_s:
                 alive()
+                if joined_at is None and (assigned(log_dir / f"worker{workers + 1}.log", topic)
+                                          or time.monotonic() - killed_at > 120):
+                    joined_at = time.monotonic()
                 time.sleep(0.5)
             stop(procs.pop(f"worker{workers + 1}"))
         elif fault == "controller":
@@ -345,9 +365,8 @@ def run_failover(env: dict, cluster: services.KafkaCluster, db_url: str, log_dir
         "killed_broker_led_partitions": lead.get(victim, 0),
         "workers": workers,
         "ingest_sinks": sinks,
-        "joined_worker_assigned": fault == "scale" and any(
-            f"topic='{topic}'" in line for line in (log_dir / f"worker{workers + 1}.log").read_text(
-                errors="replace").splitlines() if "Setting newly assigned partitions" in line),
+        "joined_worker_assigned": fault == "scale" and assigned(log_dir / f"worker{workers + 1}.log", topic),
+        "joined_worker_messages": worker_messages(log_dir / f"worker{workers + 1}.log") if fault == "scale" else 0,
         "down_seconds": round(restarted_after, 1),
         "settle_seconds": round(settled_s, 1),
         "brokers": len(cluster.nodes),
