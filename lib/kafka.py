@@ -109,11 +109,7 @@ def producer() -> KafkaProducer:
                 compression_type="lz4",
                 linger_ms=2,
                 max_request_size=8 * 1024 * 1024,
-                # Retry until the ack timeout (a leader election takes seconds; the
-                # idempotent producer never doubles a retried batch on the log).
-                # (kafka-python wants it above linger_ms + request_timeout_ms).
-                delivery_timeout_ms=int(settings.KAFKA_ACK_TIMEOUT_S * 1000) + 1000,
-                request_timeout_ms=int(settings.KAFKA_ACK_TIMEOUT_S * 1000),
+                retries=5,
                 # send() may wait this long for metadata (a broker that is down): no longer
                 # than the ack itself, so an upload answers 503 in bounded time
                 max_block_ms=int(settings.KAFKA_ACK_TIMEOUT_S * 1000),
