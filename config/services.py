@@ -232,6 +232,15 @@ class KafkaCluster:
             node.proc.wait(30)
             node.proc = None
 
+    def heal(self) -> None:
+        """Start every node that is down and resume every stopped one (after a fault)."""
+        for node in self.nodes:
+            if node.proc is not None and node.proc.poll() is None:
+                os.killpg(node.proc.pid, signal.SIGCONT)
+        for node in self.nodes:
+            if node.proc is None or node.proc.poll() is not None:
+                self.start(node.node_id)
+
     def active_controller(self) -> int:
         """The node id of the KRaft quorum's leader (the active controller)."""
         from kafka import KafkaAdminClient
