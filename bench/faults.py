@@ -270,7 +270,7 @@ def run_failover(env: dict, cluster: services.KafkaCluster, db_url: str, log_dir
         for t in threads:
             t.start()
         # the fault, once the pipeline runs: every worker ready (a Faust worker that is
-        # still starting when a broker dies exits; see the closing note of issue 13) and
+        # still starting when a broker dies exits: Faust does not retry its start-up) and
         # a few batches of every phone in
         def ready() -> bool:
             return all("Worker ready" in (log_dir / f"worker{i}.log").read_text(errors="replace")
