@@ -242,7 +242,8 @@ def run_failover(env: dict, cluster: services.KafkaCluster, db_url: str, log_dir
 
     def start_worker(i: int) -> None:
         procs[f"worker{i}"] = spawn([sys.executable, str(ROOT / "manage.py"), "run_detector_worker"],
-                                    dict(env, DETECTOR_DATA_DIR=str(log_dir / f"faust{i}")),
+                                    # INFO: "Worker ready" and the partitions it got are read from its log
+                                    dict(env, DETECTOR_DATA_DIR=str(log_dir / f"faust{i}"), LOG_LEVEL="INFO"),
                                     log_dir / f"worker{i}.log")
 
     for i in range(1, workers + 1):
