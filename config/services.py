@@ -138,6 +138,15 @@ def kafka_properties(port: int, controller_port: int, log_dir: Path, *, node_id:
     ])
 
 
+def new_cluster_id() -> str:
+    """A random KRaft cluster id (base64url of a UUID). Like Kafka's own generator, never
+    one starting with '-': the storage formatter would read it as an option and fail."""
+    while True:
+        cid = base64.urlsafe_b64encode(uuid.uuid4().bytes).rstrip(b"=").decode()
+        if not cid.startswith("-"):
+            return cid
+
+
 def _kafka_jvm(heap: str, lean: bool = False) -> list[str]:
     """The java command line. ``lean``: the serial collector and the C1 compiler only,
     which start three JVMs on two cores in far less CPU (test clusters, not benchmarks)."""
@@ -151,7 +160,7 @@ def _format_kafka_storage(jvm: list[str], config: Path, log_dir: Path, cluster_i
     """Format a node's KRaft storage once (a formatted folder is left as it is)."""
     if (log_dir / "meta.properties").exists():
         return
-    cluster_id = cluster_id or base64.urlsafe_b64encode(uuid.uuid4().bytes).rstrip(b"=").decode()
+    cluster_id = cluster_id or new_cluster_id()
     done = subprocess.run([*jvm, "kafka.tools.StorageTool", "format", "-t", cluster_id,
                            "-c", str(config)], capture_output=True, text=True)
     if done.returncode != 0:
@@ -272,7 +281,7 @@ def start_kafka_cluster(data_dir: Path, log_dir: Path | None = None, *, nodes: i
     unfenced.
     """
     jvm = _kafka_jvm(heap, lean)
-    cluster_id = base64.urlsafe_b64encode(uuid.uuid4().bytes).rstrip(b"=").decode()
+    cluster_id = new_cluster_id()
     members = [KafkaNode(i, free_port(), free_port(), data_dir / f"node{i}",
                          None if log_dir is None else log_dir / f"kafka-node{i}.log")
                for i in range(1, nodes + 1)]
