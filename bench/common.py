@@ -43,25 +43,33 @@ def private_servers(log_dir: Path):
 
 
 @contextmanager
-def bench_environment(db_name: str, log_dir: Path):
+def bench_environment(db_name: str, log_dir: Path, brokers: int = 1):
     """Apache Kafka (its log in ``log_dir``), private PostgreSQL and Redis (see ``private_servers``) and a fresh
-    database, migrated. Yields the environment for subprocesses; tears everything down."""
+    database, migrated. Yields the environment for subprocesses; tears everything down.
+    ``brokers=3``: a 3-node cluster (replication factor 3, min ISR 2) instead of one node."""
     log_dir.mkdir(parents=True, exist_ok=True)
     with private_servers(log_dir) as (base, server_env):
-        yield from _bench_environment(db_name, log_dir, base, server_env)
+        yield from _bench_environment(db_name, log_dir, base, server_env, brokers)
 
 
-def _bench_environment(db_name: str, log_dir: Path, base: str, server_env: dict):
+def _bench_environment(db_name: str, log_dir: Path, base: str, server_env: dict, brokers: int = 1):
     port = free_port()
     kafka_dir = log_dir / f"kafka-{port}"
-    broker = services.start_kafka(port, kafka_dir, log_dir / "broker.log")
+    if brokers == 1:
+        broker = services.start_kafka(port, kafka_dir, log_dir / "broker.log")
+        bootstrap = f"127.0.0.1:{port}"
+    else:
+        # the same JVM options as the single node (not ``lean``): a fair comparison
+        cluster = services.start_kafka_cluster(kafka_dir, log_dir, nodes=brokers, heap="512m", lean=False)
+        bootstrap = cluster.bootstrap
     with psycopg.connect(f"{base}/postgres", autocommit=True) as conn:
         conn.execute(f"DROP DATABASE IF EXISTS {db_name} WITH (FORCE)")
         conn.execute(f"CREATE DATABASE {db_name}")
     env = dict(os.environ)
     env.update(server_env)
     env.update(
-        DATABASE_URL=f"{base}/{db_name}", KAFKA_BOOTSTRAP_SERVERS=f"127.0.0.1:{port}",
+        DATABASE_URL=f"{base}/{db_name}", KAFKA_BOOTSTRAP_SERVERS=bootstrap,
+        KAFKA_REPLICATION_FACTOR="3" if brokers >= 3 else "1",
         PYTHONUNBUFFERED="1", DJANGO_SETTINGS_MODULE="config.settings", LOG_LEVEL="WARNING",
         INGEST_RATE_LIMIT_PER_MIN="10000000", CACHE_KEY_PREFIX=f"bench-{port}",
     )
@@ -72,7 +80,10 @@ def _bench_environment(db_name: str, log_dir: Path, base: str, server_env: dict)
     try:
         yield env
     finally:
-        services.stop_process(broker)
+        if brokers == 1:
+            services.stop_process(broker)
+        else:
+            cluster.stop()
         shutil.rmtree(kafka_dir, ignore_errors=True)
         with psycopg.connect(f"{base}/postgres", autocommit=True) as conn:
             conn.execute(f"DROP DATABASE IF EXISTS {db_name} WITH (FORCE)")

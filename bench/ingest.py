@@ -243,13 +243,15 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--api-workers", type=int, default=2)
     parser.add_argument("--sinks", type=int, default=2, help="sink processes in the consumer group")
     parser.add_argument("--seed", type=int, default=11)
+    parser.add_argument("--brokers", type=int, default=1, choices=(1, 3),
+                        help="3: a 3-node Kafka cluster, replication factor 3, min ISR 2")
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args(argv)
     log_dir = ROOT / "var" / "bench"
     say = (lambda *_: None) if args.json else (lambda msg: print(msg, file=sys.stderr, flush=True))
     from config.services import kafka_version
 
-    with bench_environment("bench_ingest", log_dir) as env:
+    with bench_environment("bench_ingest", log_dir, brokers=args.brokers) as env:
         os.environ["DATABASE_URL"] = env["DATABASE_URL"]
         os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
         import django
@@ -347,7 +349,8 @@ def main(argv: list[str] | None = None) -> dict:
     good = [s for s in stages if s["commit_latency_p99_s"] <= 1.0 and s["backlog_at_end"] == 0
             and s["errors"] == 0]
     result = {
-        "broker": {"name": "Apache Kafka", "version": kafka_version()},
+        "broker": {"name": "Apache Kafka", "version": kafka_version(), "brokers": args.brokers,
+                   "replication_factor": 3 if args.brokers == 3 else 1},
         "e2e_samples_per_s": round(e2e),
         "copy_samples_per_s": round(ceiling),
         "copy_connections": args.sinks,

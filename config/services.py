@@ -15,6 +15,7 @@ import subprocess
 import tempfile
 import time
 import uuid
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -94,17 +95,26 @@ def _java() -> str:
     return java
 
 
-def kafka_properties(port: int, controller_port: int, log_dir: Path) -> str:
+def kafka_properties(port: int, controller_port: int, log_dir: Path, *, node_id: int = 1,
+                     voters: dict[int, int] | None = None) -> str:
     """server.properties for one combined broker and controller (KRaft) on 127.0.0.1.
 
-    Replication factor 1 and min ISR 1 for Kafka's own topics (one node cannot hold
-    three replicas), and no initial rebalance delay, so a consumer group forms at once.
+    ``voters`` maps every node id of a cluster to its controller port (one node alone
+    when not given). One node: replication factor 1 and min ISR 1 for Kafka's own topics
+    (one node cannot hold three replicas). Three or more: replication factor 3 for every
+    topic, Kafka's own included, and min ISR 2, so a write acknowledged with acks=all
+    is on two nodes and survives the loss of any one. No initial rebalance delay, so a
+    consumer group forms at once.
     """
     host = "127.0.0.1"
+    voters = voters or {node_id: controller_port}
+    replicas = 3 if len(voters) >= 3 else 1
+    min_isr = 2 if replicas == 3 else 1
+    quorum = ",".join(f"{n}@{host}:{p}" for n, p in sorted(voters.items()))
     return "\n".join([
         "process.roles=broker,controller",
-        "node.id=1",
-        f"controller.quorum.voters=1@{host}:{controller_port}",
+        f"node.id={node_id}",
+        f"controller.quorum.voters={quorum}",
         f"listeners=PLAINTEXT://{host}:{port},CONTROLLER://{host}:{controller_port}",
         f"advertised.listeners=PLAINTEXT://{host}:{port}",
         "controller.listener.names=CONTROLLER",
@@ -112,11 +122,14 @@ def kafka_properties(port: int, controller_port: int, log_dir: Path) -> str:
         "listener.security.protocol.map=PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT",
         f"log.dirs={log_dir}",
         "num.partitions=1",
-        "offsets.topic.replication.factor=1",
-        "transaction.state.log.replication.factor=1",
-        "transaction.state.log.min.isr=1",
-        "share.coordinator.state.topic.replication.factor=1",
-        "share.coordinator.state.topic.min.isr=1",
+        f"default.replication.factor={replicas}",
+        f"min.insync.replicas={min_isr}",
+        "unclean.leader.election.enable=false",
+        f"offsets.topic.replication.factor={replicas}",
+        f"transaction.state.log.replication.factor={replicas}",
+        f"transaction.state.log.min.isr={min_isr}",
+        f"share.coordinator.state.topic.replication.factor={replicas}",
+        f"share.coordinator.state.topic.min.isr={min_isr}",
         "group.initial.rebalance.delay.ms=0",
         # A restarted node re-registers at once instead of waiting out its old session.
         "broker.heartbeat.interval.ms=500",
@@ -134,6 +147,27 @@ def new_cluster_id() -> str:
             return cid
 
 
+def _kafka_jvm(heap: str, lean: bool = False) -> list[str]:
+    """The java command line. ``lean``: the serial collector and the C1 compiler only,
+    which start three JVMs on two cores in far less CPU (test clusters, not benchmarks)."""
+    lib = install_kafka()
+    return [_java(), f"-Xmx{heap}", "-Xms64m", "-XX:+ExitOnOutOfMemoryError", "-Djava.awt.headless=true",
+            *(["-XX:+UseSerialGC", "-XX:TieredStopAtLevel=1"] if lean else []),
+            f"-Dlog4j2.configurationFile={KAFKA_HOME / 'log4j2.properties'}", "-cp", str(lib / "*")]
+
+
+def _format_kafka_storage(jvm: list[str], config: Path, log_dir: Path, cluster_id: str | None = None) -> None:
+    """Format a node's KRaft storage once (a formatted folder is left as it is)."""
+    if (log_dir / "meta.properties").exists():
+        return
+    cluster_id = cluster_id or new_cluster_id()
+    done = subprocess.run([*jvm, "kafka.tools.StorageTool", "format", "-t", cluster_id,
+                           "-c", str(config)], capture_output=True, text=True)
+    if done.returncode != 0:
+        raise RuntimeError(f"formatting Kafka's storage in {log_dir} failed: "
+                           f"{(done.stdout + done.stderr).strip()[-1500:]}")
+
+
 def start_kafka(port: int, data_dir: Path, log_path: Path | None = None, *,
                 controller_port: int | None = None, heap: str = "512m",
                 timeout: float = 90.0) -> subprocess.Popen:
@@ -144,23 +178,13 @@ def start_kafka(port: int, data_dir: Path, log_path: Path | None = None, *,
     metadata request with itself unfenced. The controller listens on ``controller_port``
     (a free port when not given; it is not kept in the log, so it may change).
     """
-    lib = install_kafka()
-    java = _java()
-    classpath = str(lib / "*")
+    jvm = _kafka_jvm(heap)
     data_dir.mkdir(parents=True, exist_ok=True)
     log_dir = data_dir / "log"
     controller_port = controller_port or free_port()
     config = data_dir / "server.properties"
     config.write_text(kafka_properties(port, controller_port, log_dir))
-    jvm = [java, f"-Xmx{heap}", "-Xms64m", "-XX:+ExitOnOutOfMemoryError", "-Djava.awt.headless=true",
-           f"-Dlog4j2.configurationFile={KAFKA_HOME / 'log4j2.properties'}", "-cp", classpath]
-    if not (log_dir / "meta.properties").exists():
-        cluster_id = new_cluster_id()
-        done = subprocess.run([*jvm, "kafka.tools.StorageTool", "format", "-t", cluster_id,
-                               "-c", str(config)], capture_output=True, text=True)
-        if done.returncode != 0:
-            raise RuntimeError(f"formatting Kafka's storage in {log_dir} failed: "
-                               f"{(done.stdout + done.stderr).strip()[-1500:]}")
+    _format_kafka_storage(jvm, config, log_dir)
     proc = subprocess.Popen([*jvm, "kafka.Kafka", str(config)], stdout=_log(log_path),
                             stderr=subprocess.STDOUT, start_new_session=True)
     try:
@@ -171,8 +195,121 @@ def start_kafka(port: int, data_dir: Path, log_path: Path | None = None, *,
     return proc
 
 
-def wait_kafka(bootstrap: str, timeout: float, proc: subprocess.Popen | None = None) -> None:
-    """Wait until the broker answers a metadata request and is not fenced."""
+@dataclass
+class KafkaNode:
+    node_id: int
+    port: int
+    controller_port: int
+    data_dir: Path
+    log_path: Path | None
+    proc: subprocess.Popen | None = None
+
+
+@dataclass
+class KafkaCluster:
+    """Three (or more) combined broker+controller nodes on 127.0.0.1 (tests, benchmarks).
+
+    Every node holds a replica of every partition (replication factor 3, min ISR 2).
+    ``kill``/``start`` take a node down and up again on the same data and ports.
+    """
+
+    nodes: list[KafkaNode]
+    heap: str = "256m"
+    lean: bool = True
+
+    @property
+    def bootstrap(self) -> str:
+        return ",".join(f"127.0.0.1:{n.port}" for n in self.nodes)
+
+    def node(self, node_id: int) -> KafkaNode:
+        return next(n for n in self.nodes if n.node_id == node_id)
+
+    def start(self, node_id: int, timeout: float = 120.0) -> None:
+        """Start a stopped node and wait until the cluster sees it unfenced."""
+        node = self.node(node_id)
+        node.proc = subprocess.Popen([*_kafka_jvm(self.heap, self.lean), "kafka.Kafka", str(node.data_dir / "server.properties")],
+                                     stdout=_log(node.log_path), stderr=subprocess.STDOUT, start_new_session=True)
+        wait_kafka(f"127.0.0.1:{node.port}", timeout, node.proc, brokers=len(self.nodes))
+
+    def kill(self, node_id: int, sig: int = signal.SIGKILL) -> None:
+        """Send ``sig`` to a node (SIGKILL: dies at once; SIGSTOP: hangs; SIGCONT: resumes)."""
+        node = self.node(node_id)
+        if node.proc is None:
+            return
+        os.killpg(node.proc.pid, sig)
+        if sig in (signal.SIGKILL, signal.SIGTERM):
+            node.proc.wait(30)
+            node.proc = None
+
+    def heal(self) -> None:
+        """Start every node that is down and resume every stopped one (after a fault)."""
+        for node in self.nodes:
+            if node.proc is not None and node.proc.poll() is None:
+                os.killpg(node.proc.pid, signal.SIGCONT)
+        for node in self.nodes:
+            if node.proc is None or node.proc.poll() is not None:
+                self.start(node.node_id)
+
+    def active_controller(self) -> int:
+        """The node id of the KRaft quorum's leader (the active controller)."""
+        from kafka import KafkaAdminClient
+
+        admin = KafkaAdminClient(bootstrap_servers=self.bootstrap, client_id="healthstream-quorum")
+        try:
+            quorum = admin.describe_metadata_quorum()
+        finally:
+            admin.close()
+        return int(quorum["topics"][0]["partitions"][0]["leader_id"])
+
+    def stop(self) -> None:
+        for node in self.nodes:
+            if node.proc is not None:
+                try:
+                    os.killpg(node.proc.pid, signal.SIGCONT)
+                except ProcessLookupError:
+                    pass
+                stop_process(node.proc)
+                node.proc = None
+
+
+def start_kafka_cluster(data_dir: Path, log_dir: Path | None = None, *, nodes: int = 3,
+                        heap: str = "256m", lean: bool = True, timeout: float = 180.0) -> KafkaCluster:
+    """A KRaft cluster of ``nodes`` combined broker+controller JVMs on free ports.
+
+    All nodes are formatted with one cluster id (in parallel) and started together (the
+    controller quorum needs a majority); returns once every broker is registered and
+    unfenced.
+    """
+    jvm = _kafka_jvm(heap, lean)
+    cluster_id = new_cluster_id()
+    members = [KafkaNode(i, free_port(), free_port(), data_dir / f"node{i}",
+                         None if log_dir is None else log_dir / f"kafka-node{i}.log")
+               for i in range(1, nodes + 1)]
+    voters = {n.node_id: n.controller_port for n in members}
+    for n in members:
+        n.data_dir.mkdir(parents=True, exist_ok=True)
+        (n.data_dir / "server.properties").write_text(kafka_properties(
+            n.port, n.controller_port, n.data_dir / "log", node_id=n.node_id, voters=voters))
+    with ThreadPoolExecutor(len(members)) as pool:
+        list(pool.map(lambda n: _format_kafka_storage(jvm, n.data_dir / "server.properties",
+                                                      n.data_dir / "log", cluster_id), members))
+    cluster = KafkaCluster(members, heap)
+    try:
+        for n in members:
+            n.proc = subprocess.Popen([*jvm, "kafka.Kafka", str(n.data_dir / "server.properties")],
+                                      stdout=_log(n.log_path), stderr=subprocess.STDOUT, start_new_session=True)
+        for n in members:
+            wait_kafka(f"127.0.0.1:{n.port}", timeout, n.proc, brokers=nodes)
+    except BaseException:
+        cluster.stop()
+        raise
+    return cluster
+
+
+def wait_kafka(bootstrap: str, timeout: float, proc: subprocess.Popen | None = None, *,
+               brokers: int = 1) -> None:
+    """Wait until the broker answers a metadata request, and ``brokers`` brokers are
+    registered, none of them fenced."""
     from kafka import KafkaAdminClient
 
     deadline = time.monotonic() + timeout
@@ -186,10 +323,10 @@ def wait_kafka(bootstrap: str, timeout: float, proc: subprocess.Popen | None = N
                 admin = KafkaAdminClient(bootstrap_servers=bootstrap, request_timeout_ms=5000,
                                          client_id="healthstream-wait")
                 try:
-                    brokers = admin.describe_cluster()["brokers"]
-                    if brokers and not any(b.get("is_fenced") for b in brokers):
+                    seen = admin.describe_cluster()["brokers"]
+                    if len(seen) >= brokers and not any(b.get("is_fenced") for b in seen):
                         return
-                    last = f"brokers {brokers}"
+                    last = f"brokers {seen}"
                 finally:
                     admin.close()
             except Exception as exc:  # noqa: BLE001 - not ready yet, whatever the reason

@@ -1,20 +1,20 @@
 """The one chokepoint to the Kafka broker: topics, the producer, consumers.
 
-Every producer is idempotent with acks=all; every consumer commits by hand. Apache
+Every producer is idempotent with acks=all; every consumer commits by hand (the sinks'
+loop is lib/consumer.py). Apache
 Kafka everywhere: production, ``make run`` and the tests (see docs/platform.md).
 """
 
 from __future__ import annotations
 
 import logging
-import signal
 import threading
 import time
 
 from django.conf import settings
-from kafka import KafkaAdminClient, KafkaConsumer, KafkaProducer, OffsetAndMetadata
+from kafka import KafkaAdminClient, KafkaConsumer, KafkaProducer
 from kafka.admin import NewTopic
-from kafka.errors import CommitFailedError, KafkaError, TopicAlreadyExistsError
+from kafka.errors import TopicAlreadyExistsError
 
 log = logging.getLogger(__name__)
 
@@ -35,12 +35,23 @@ def patient_topics() -> list[str]:
     return [settings.KAFKA_TOPIC_SAMPLES, settings.KAFKA_TOPIC_ALERTS]
 
 
+def dead_letter_topic(topic: str) -> str:
+    """The dead-letter topic of a source topic: ``<topic>.dlq``, the one rule for every sink."""
+    return f"{topic}.dlq"
+
+
+def ack_timeout_s() -> float:
+    return float(settings.KAFKA_ACK_TIMEOUT_S)
+
+
 def ensure_topics(extra: list[str] | None = None) -> None:
-    """Create the project's topics if missing (co-partitioned by patient id)."""
+    """Create the project's topics if missing (co-partitioned by patient id), with the
+    dead-letter topic of each."""
     admin = KafkaAdminClient(bootstrap_servers=bootstrap(), client_id="healthstream-admin")
     try:
         existing = set(admin.list_topics())
-        wanted = [*patient_topics(), settings.KAFKA_TOPIC_DLQ, *(extra or [])]
+        wanted = list(dict.fromkeys([*patient_topics(), *map(dead_letter_topic, patient_topics()),
+                                     *(extra or [])]))
         new = [
             NewTopic(name, settings.KAFKA_PARTITIONS, settings.KAFKA_REPLICATION_FACTOR)
             for name in wanted
@@ -180,55 +191,3 @@ def ping(timeout_s: float = 2.0) -> bool:
         return False
     finally:
         admin.close()
-
-
-class CommittingConsumer:
-    """What every sink shares: stop on SIGTERM/SIGINT after the current batch, and
-    commit offsets (already +1) only for written batches, about once a second."""
-
-    stopping: bool = False
-
-    def _init_commits(self) -> None:
-        self.committable: dict = {}
-        self.last_commit = time.monotonic()
-
-    def send_dead_letter(self, dlq_topic: str, tp, message, reason: str) -> None:
-        """Put an unusable message on the dead-letter topic with its reason and origin
-        (acked before its offset may be committed); never log its value."""
-        self.stats.dead_letters += 1  # type: ignore[attr-defined]
-        log.warning("dead letter from %s[%d]@%d: %s", tp.topic, tp.partition, message.offset,
-                    reason[:200])
-        producer().send(
-            dlq_topic, key=message.key, value=message.value,
-            headers=[("reason", reason[:1000].encode()),
-                     ("origin", f"{tp.topic}:{tp.partition}:{message.offset}".encode())],
-        ).get(timeout=settings.KAFKA_ACK_TIMEOUT_S)
-
-    def install_signal_handlers(self) -> None:
-        def stop(signum, _frame):
-            log.info("signal %s: finishing the current batch and stopping", signum)
-            self.stopping = True
-
-        signal.signal(signal.SIGTERM, stop)
-        signal.signal(signal.SIGINT, stop)
-
-    def _maybe_commit(self, consumer: KafkaConsumer, force: bool = False) -> None:
-        if not self.committable:
-            return
-        if not force and time.monotonic() - self.last_commit < 1.0:
-            return
-        offsets = {tp: OffsetAndMetadata(off, "", -1) for tp, off in self.committable.items()}
-        try:
-            consumer.commit(offsets)
-        except CommitFailedError:
-            # The group rebalanced under us (a slow write, a new member). The rows are
-            # committed in the database, so re-delivery after the rebalance adds nothing.
-            log.warning("offset commit refused after a rebalance; the messages will be re-delivered and skipped")
-        except KafkaError as exc:
-            # The broker is unreachable: keep the offsets and try again later (a restart
-            # meanwhile only re-delivers what the database already holds).
-            log.warning("offset commit failed (%s); retrying later", type(exc).__name__)
-            self.last_commit = time.monotonic()
-            return
-        self.committable = {}
-        self.last_commit = time.monotonic()

@@ -63,6 +63,21 @@ def kafka_broker(tmp_path_factory):
         stop_process(proc)
 
 
+@pytest.fixture(scope="module")
+def kafka_cluster(tmp_path_factory):
+    """Three combined broker+controller nodes (KRaft, replication factor 3, min ISR 2)
+    for one test module, since its tests kill and stop brokers; yields the
+    ``config.services.KafkaCluster`` (``bootstrap``, ``kill``, ``start``)."""
+    from config.services import start_kafka_cluster
+
+    folder = tmp_path_factory.mktemp("kafka-cluster")
+    cluster = start_kafka_cluster(folder, ROOT / "var" / "log" / f"test-cluster-{folder.name}")
+    try:
+        yield cluster
+    finally:
+        cluster.stop()
+
+
 def delete_topics(bootstrap: str, marker: str) -> None:
     """Delete every topic whose name contains ``marker`` (a test's own suffix)."""
     from kafka import KafkaAdminClient
@@ -84,7 +99,6 @@ def kafka_topics(kafka_broker, settings):
     settings.KAFKA_BOOTSTRAP_SERVERS = kafka_broker
     settings.KAFKA_TOPIC_SAMPLES = f"samples.v1.{suffix}"
     settings.KAFKA_TOPIC_ALERTS = f"alerts.v1.{suffix}"
-    settings.KAFKA_TOPIC_DLQ = f"samples.v1.dlq.{suffix}"
     from lib import kafka
 
     kafka.reset_producer()
@@ -94,7 +108,7 @@ def kafka_topics(kafka_broker, settings):
             "bootstrap": kafka_broker,
             "samples": settings.KAFKA_TOPIC_SAMPLES,
             "alerts": settings.KAFKA_TOPIC_ALERTS,
-            "dlq": settings.KAFKA_TOPIC_DLQ,
+            "dlq": kafka.dead_letter_topic(settings.KAFKA_TOPIC_SAMPLES),
             "suffix": suffix,
         }
     finally:
@@ -113,7 +127,6 @@ def subprocess_env(kafka_topics, settings):
         KAFKA_BOOTSTRAP_SERVERS=kafka_topics["bootstrap"],
         KAFKA_TOPIC_SAMPLES=kafka_topics["samples"],
         KAFKA_TOPIC_ALERTS=kafka_topics["alerts"],
-        KAFKA_TOPIC_DLQ=kafka_topics["dlq"],
         PYTHONUNBUFFERED="1",
         DJANGO_SETTINGS_MODULE="config.settings",
     )

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from django.core.management.base import BaseCommand
+from django.core.management.base import BaseCommand, CommandError
 from django.db import connections
 
 
@@ -26,3 +26,6 @@ class Command(BaseCommand):
         stats = sink.run(max_seconds=options["max_seconds"])
         self.stdout.write(f"alert sink: {stats.messages} messages, {stats.written} written, "
                           f"{stats.dead_letters} dead letters")
+        if stats.abandoned:
+            # stopped during an outage: those messages were not committed and are read again
+            raise CommandError(f"stopped with {stats.abandoned} messages unwritten (they will be read again)")

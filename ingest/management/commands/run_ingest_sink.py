@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from django.core.management.base import BaseCommand
+from django.core.management.base import BaseCommand, CommandError
 
 from ingest.sink import GROUP_ID, Sink
 from lib import metrics
@@ -24,3 +24,6 @@ class Command(BaseCommand):
             f"sink stopped: {stats.messages} messages, {stats.stored_batches} batches stored, "
             f"{stats.duplicate_batches} duplicate, {stats.samples} samples, {stats.dead_letters} dead letters"
         )
+        if stats.abandoned:
+            # stopped during an outage: those messages were not committed and are read again
+            raise CommandError(f"stopped with {stats.abandoned} messages unwritten (they will be read again)")
