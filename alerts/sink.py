@@ -19,6 +19,7 @@ It runs on the one consumer loop (lib/consumer.py: batching until
 from __future__ import annotations
 
 import logging
+import time
 from datetime import UTC, datetime, timedelta
 
 import psycopg
@@ -29,7 +30,7 @@ from alerts import states
 from alerts.messages import AlertError, AlertMessage
 from alerts.models import Alert
 from care.models import Patient
-from lib import db
+from lib import db, metrics
 from lib.consumer import ConsumerLoop, Unusable
 
 log = logging.getLogger(__name__)
@@ -104,6 +105,11 @@ class AlertSink(ConsumerLoop[AlertMessage]):
 
     def write(self, alerts: list[AlertMessage]) -> dict[int, str]:
         unknown = self._write(alerts)
+        stored = [a for a in alerts if a.patient not in unknown]
+        metrics.ALERTS_STORED.inc(len(stored))
+        now_s = time.time()
+        for a in stored:  # from the newest sample of the alert's window to its row
+            metrics.ALERT_LATENCY_SECONDS.observe(max(0.0, now_s - a.window_end / 1000))
         return {i: f"patient {a.patient} does not exist" for i, a in enumerate(alerts) if a.patient in unknown}
 
     def _write(self, alerts: list[AlertMessage]) -> set[int]:

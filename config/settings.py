@@ -319,6 +319,9 @@ LOGGING = {
     "root": {"handlers": ["console", *(["file"] if LOG_FILE else [])], "level": env_str("LOG_LEVEL", "INFO")},
     "loggers": {
         "kafka": {"level": "WARNING"},
+        # one line per upload in the sinks and the detector worker, with its request and batch
+        # ids: LOG_UPLOADS=INFO follows an upload from the API through Kafka into both
+        "healthstream.uploads": {"level": env_str("LOG_UPLOADS", "WARNING")},
         "django.db.backends": {"level": "WARNING"},
     },
 }

@@ -195,6 +195,9 @@ class Stack:
             services.create_database(f"postgresql://postgres@127.0.0.1:{port}/postgres", "healthstream")
             self.env["DATABASE_URL"] = f"postgresql://postgres@127.0.0.1:{port}/healthstream"
         self.env.setdefault("HEALTHSTREAM_VAR_DIR", str(self.var))
+        # one line per upload in the sinks and the detector worker (ids only, no values), so
+        # an upload can be followed by its request id through the stack's log
+        self.env.setdefault("LOG_UPLOADS", "INFO")
         self.env["PYTHONUNBUFFERED"] = "1"
 
     def start_notification_sinks(self, api: str) -> list[str]:

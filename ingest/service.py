@@ -16,7 +16,7 @@ from django.conf import settings
 from django.db import DatabaseError, connection
 
 from ingest.schema import Batch, BatchError, to_message
-from lib import kafka, metrics
+from lib import kafka, logs, metrics
 
 log = logging.getLogger(__name__)
 
@@ -76,7 +76,8 @@ def accept(batch: Batch) -> Outcome:
             ingest_id = row[0]
     try:
         kafka.send_and_wait(
-            settings.KAFKA_TOPIC_SAMPLES, kafka.patient_key(batch.patient), to_message(batch)
+            settings.KAFKA_TOPIC_SAMPLES, kafka.patient_key(batch.patient), to_message(batch),
+            headers=logs.kafka_headers(),  # the request and batch ids, followed into the sink and worker logs
         )
     except Exception as exc:
         log.warning("produce failed for ingest batch %s: %s", ingest_id, type(exc).__name__)

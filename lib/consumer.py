@@ -36,11 +36,14 @@ from dataclasses import dataclass
 from typing import Any, Generic, TypeVar
 
 from kafka import OffsetAndMetadata, TopicPartition
-from kafka.errors import CommitFailedError, KafkaError
+from kafka.errors import CommitFailedError, KafkaError, RebalanceInProgressError
 
-from lib import kafka
+from lib import kafka, logs, metrics
 
 log = logging.getLogger(__name__)
+#: one line per message written, with its upload's request and batch ids (level INFO to follow
+#: an upload through the logs: LOG_UPLOADS=INFO; off by default)
+uploads = logging.getLogger("healthstream.uploads")
 
 T = TypeVar("T")
 
@@ -102,6 +105,7 @@ class ConsumerLoop(Generic[T]):
         self._first_at = 0.0
         self._committable: dict[TopicPartition, int] = {}
         self._last_commit = time.monotonic()
+        self._lag_at = 0.0
 
     # -- what a sink supplies ------------------------------------------------
     def parse(self, value: bytes) -> T:
@@ -146,6 +150,7 @@ class ConsumerLoop(Generic[T]):
                                       or time.monotonic() - self._first_at >= self.batch_seconds):
                     self._flush()
                 self._commit(consumer)
+                self._report_lag(consumer)
                 if time.monotonic() - last_report > 30:
                     last_report = time.monotonic()
                     log.info("%s: %s", type(self).__name__, self.stats)
@@ -164,6 +169,19 @@ class ConsumerLoop(Generic[T]):
         return self.stats
 
     # -- the steps ---------------------------------------------------------------
+    def _report_lag(self, consumer) -> None:
+        """The group's lag (end of each assigned partition minus its position), at most every 5 s."""
+        now = time.monotonic()
+        if now - self._lag_at < 5:
+            return
+        self._lag_at = now
+        lag = 0
+        for tp in consumer.assignment():
+            end = consumer.highwater(tp)
+            if end is not None:
+                lag += max(0, end - consumer.position(tp))
+        metrics.CONSUMER_LAG.labels(self.group_id).set(lag)
+
     def _take(self, tp: TopicPartition, message) -> None:
         self.stats.messages += 1
         entry = _Entry(tp, message)
@@ -189,6 +207,13 @@ class ConsumerLoop(Generic[T]):
             if entry.reason is not None:
                 self._retrying("dead letter", lambda e=entry: self._send_dead_letter(e))
         self.stats.written += sum(1 for e in usable if e.reason is None)
+        if uploads.isEnabledFor(logging.INFO):
+            for entry in usable:
+                if entry.reason is None:
+                    ids = dict(entry.message.headers or ())
+                    uploads.info("%s wrote batch %s (request %s) from %s[%d]@%d", type(self).__name__,
+                                 header_id(ids.get("batch_id")), header_id(ids.get("request_id")),
+                                 entry.tp.topic, entry.tp.partition, entry.message.offset)
         for entry in entries:
             offset = entry.message.offset + 1
             if offset > self._committable.get(entry.tp, 0):
@@ -250,6 +275,7 @@ class ConsumerLoop(Generic[T]):
                      ("group", self.group_id.encode())],
         ).get(timeout=kafka.ack_timeout_s())
         self.stats.dead_letters += 1
+        metrics.DEAD_LETTERS.labels(self.dlq_topic).inc()
 
     def _commit(self, consumer, force: bool = False) -> None:
         if not self._committable:
@@ -264,8 +290,37 @@ class ConsumerLoop(Generic[T]):
             # The group rebalanced under us (a slow write, a new member). The writes are
             # durable and idempotent, so the re-delivery after the rebalance adds nothing.
             log.warning("offset commit refused after a rebalance; those messages will be read again")
+        except RebalanceInProgressError:
+            if force and self._commit_after_rejoin(consumer, offsets):
+                self._committable = {}
+                return
+            log.warning("offset commit failed (RebalanceInProgressError); retrying later")
+            return
         except KafkaError as exc:
             # The broker is unreachable: keep the offsets and try again later.
             log.warning("offset commit failed (%s); retrying later", type(exc).__name__)
             return
         self._committable = {}
+
+    def _commit_after_rejoin(self, consumer, offsets) -> bool:
+        """At shutdown, a commit that met a rebalance: let the consumer rejoin (a short poll;
+        what it fetches is not committed, so it is read again) and commit once more."""
+        for _ in range(10):
+            consumer.poll(timeout_ms=500, max_records=1)
+            try:
+                consumer.commit(offsets)
+                return True
+            except RebalanceInProgressError:
+                continue
+            except (CommitFailedError, KafkaError) as exc:
+                log.warning("offset commit at shutdown failed (%s): those messages will be read again",
+                            type(exc).__name__)
+                return False
+        return False
+
+
+def header_id(raw) -> str:
+    """An id from a message header, checked (``-`` when absent or malformed)."""
+    if isinstance(raw, bytes | bytearray):
+        return logs.valid_id(bytes(raw).decode("ascii", "replace")) or "-"
+    return "-"

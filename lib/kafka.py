@@ -131,9 +131,10 @@ def patient_key(patient_id: int) -> bytes:
     return str(patient_id).encode()
 
 
-def send_and_wait(topic: str, key: bytes, value: bytes, timeout: float | None = None):
+def send_and_wait(topic: str, key: bytes, value: bytes, timeout: float | None = None,
+                  headers: list[tuple[str, bytes]] | None = None):
     """Produce one message and wait until the broker acknowledged it (acks=all)."""
-    future = producer().send(topic, key=key, value=value)
+    future = producer().send(topic, key=key, value=value, headers=headers or None)
     return future.get(timeout=timeout or settings.KAFKA_ACK_TIMEOUT_S)
 
 

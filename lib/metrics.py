@@ -19,6 +19,7 @@ from prometheus_client import (
     CONTENT_TYPE_LATEST,
     CollectorRegistry,
     Counter,
+    Gauge,
     Histogram,
     generate_latest,
     multiprocess,
@@ -46,6 +47,8 @@ DETECTOR_ALERTS = Counter("healthstream_detector_alerts_total", "alert events th
 DETECTOR_BATCH_SECONDS = Histogram("healthstream_detector_batch_seconds",
                                    "one batch taken from samples.v1: detect, send alerts, write states",
                                    buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10))
+CONSUMER_LAG = Gauge("healthstream_consumer_lag", "messages behind the partitions' ends, by consumer group",
+                     ["group"], multiprocess_mode="max")
 CELERY_TASK_SECONDS = Histogram("healthstream_celery_task_seconds", "Celery task run time",
                                 ["task", "state"], buckets=(0.05, 0.1, 0.5, 1, 5, 15, 60, 300, 1800))
 

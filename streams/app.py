@@ -25,6 +25,7 @@ from django.conf import settings
 
 from lib import kafka as hs_kafka
 from lib import metrics
+from lib.consumer import header_id, uploads
 from streams.faust_hooks import as_current_event
 from streams.processor import DetectorProcessor, store_history
 from streams.thresholds import ThresholdCache
@@ -91,6 +92,12 @@ def create_app(*, thresholds: ThresholdCache | None = None) -> faust.App:
             for fut in pending:
                 await fut  # the alerts are acked by the broker before the state moves on
             await write_states(out.states, {e.message.key or b"": e for e in events})
+            if uploads.isEnabledFor(logging.INFO):
+                for e in events:
+                    ids = dict(e.message.headers or ())
+                    uploads.info("detectors judged batch %s (request %s) from %s[%d]@%d",
+                                 header_id(ids.get("batch_id")), header_id(ids.get("request_id")),
+                                 e.message.topic, e.message.partition, e.message.offset)
             metrics.DETECTOR_MESSAGES.inc(len(batch))
             metrics.DETECTOR_SAMPLES.inc(processor.stats.samples - judged)
             metrics.DETECTOR_ALERTS.inc(len(pending))

@@ -150,6 +150,13 @@ def test_the_stack_serves_pushed_data_through_the_read_api_within_10_s_and_stops
 
         wait_for(readable, 10, "the pushed sample in the read API")
         assert time.monotonic() - sent < 10
+        # the upload followed by its request id: the API's answer, then the sink's and the
+        # detector worker's log lines
+        rid = pushed.headers["X-Request-ID"]
+        for label in ("sink", "detectors"):
+            wait_for(lambda label=label: any(line.lstrip().startswith(f"{label} |")
+                                             and f"batch stack-test (request {rid})" in line
+                                             for line in output()), 30, f"the upload's id in the {label} log")
 
         # A red alert row (written as the alert sink writes it) reaches the stack's SMTP
         # sink and its signed-webhook receiver within 30 s.
