@@ -17,6 +17,7 @@ from rest_framework.permissions import IsAuthenticated
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from api import query
 from api.errors import error_response, errors
 from api.lookup import patient_or_404
 from api.query import instant
@@ -150,6 +151,18 @@ class IngestBatchView(APIView):
 
 RESOLUTIONS = ("raw", "1m", "1h", "1d")
 MAX_POINTS = 1000
+# Decimals served per metric: what the sensors resolve and a chart can show. Heart rate,
+# HRV, energy and sleep minutes to 0.1; steps are counts, served as integers (an hourly
+# mean of minute counts too).
+DECIMALS = {"heart_rate": 1, "steps": 0, "sleep_stage": 1, "activity": 1, "hrv_rmssd": 1}
+
+
+def rounder(metric: str):
+    """A function rounding a number to the metric's decimals (None stays None)."""
+    digits = DECIMALS[metric]
+    if digits == 0:
+        return lambda v: None if v is None else int(round(v))
+    return lambda v: None if v is None else round(float(v), digits)
 
 
 def choose_resolution(patient_id: int, code: int, start: datetime, end: datetime) -> str:
@@ -192,6 +205,8 @@ class PatientSamplesView(APIView):
             OpenApiParameter("start", OpenApiTypes.DATETIME),
             OpenApiParameter("end", OpenApiTypes.DATETIME),
             OpenApiParameter("resolution", str, enum=["auto", *RESOLUTIONS]),
+            OpenApiParameter("limit", int, description="at most this many points (1 to "
+                             "SAMPLES_MAX_POINTS); `next_start` is where the rest begins"),
         ],
         responses={200: OpenApiTypes.OBJECT, **errors(400, 403, 404)},
         description="A patient's samples of one metric; `auto` serves at most about 1,000 points, "
@@ -211,6 +226,8 @@ class PatientSamplesView(APIView):
         resolution = request.query_params.get("resolution", "auto")
         if resolution not in ("auto", *RESOLUTIONS):
             raise exceptions.ValidationError({"resolution": f"must be auto or one of {', '.join(RESOLUTIONS)}"})
+        limit = query.integer(request.query_params.get("limit"), "limit", settings.SAMPLES_MAX_POINTS,
+                              1, settings.SAMPLES_MAX_POINTS)
         code = METRICS[metric].code
         if resolution == "auto":
             resolution = choose_resolution(patient_id, code, start, end)
@@ -218,24 +235,32 @@ class PatientSamplesView(APIView):
             _check_points(patient_id, code, start, end, resolution)
         audit(request, patient_id, "read_samples", metric=metric, start=start.isoformat(),
               end=end.isoformat(), resolution=resolution)
+        r = rounder(metric)
+        next_start = None
         if metric == "sleep_stage" and resolution != "raw":
             rows = storage.read_sleep(patient_id, start, end)
-            points = [{"night": b.date().isoformat(), "stage": st, "minutes": round(m, 1)} for b, st, m in rows]
+            if len(rows) > limit:
+                next_start = rows[limit][0].isoformat()
+            points = [{"night": b.date().isoformat(), "stage": st, "minutes": r(m)} for b, st, m in rows[:limit]]
         else:
             rows = storage.read_series(patient_id, code, start, end, resolution)
+            if len(rows) > limit:
+                next_start = rows[limit][0].isoformat()
+            rows = rows[:limit]
             if resolution == "raw":
                 points = [
                     {k: v for k, v in (("time", t.isoformat()), ("end", e.isoformat() if e else None),
-                                       ("value", val), ("label", lab)) if v is not None}
+                                       ("value", r(val)), ("label", lab)) if v is not None}
                     for t, e, val, lab, *_ in rows
                 ]
             else:
                 points = [
-                    {"time": t.isoformat(), "mean": mean, "min": lo, "max": hi, "count": n, "sum": total}
+                    {"time": t.isoformat(), "mean": r(mean), "min": r(lo), "max": r(hi), "count": n,
+                     "sum": r(total)}
                     for t, _, mean, _, n, lo, hi, total in rows
                 ]
         return Response({
             "patient": patient_id, "metric": metric, "unit": METRICS[metric].unit,
-            "resolution": resolution, "start": start.isoformat(), "end": end.isoformat(),
-            "points": points,
+            "decimals": DECIMALS[metric], "resolution": resolution, "start": start.isoformat(),
+            "end": end.isoformat(), "limit": limit, "next_start": next_start, "points": points,
         })

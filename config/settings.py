@@ -158,9 +158,11 @@ LOGIN_URL = "/dashboard/login/"
 WHITENOISE_USE_FINDERS = True
 
 REST_FRAMEWORK = {
+    # The token class first: DRF takes the first class's authenticate_header for the
+    # WWW-Authenticate header, and without one it answers 403 instead of 401.
     "DEFAULT_AUTHENTICATION_CLASSES": [
-        "rest_framework.authentication.SessionAuthentication",
         "api.auth.TokenAuthentication",
+        "rest_framework.authentication.SessionAuthentication",
     ],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",

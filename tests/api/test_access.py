@@ -176,6 +176,22 @@ def test_every_route_refuses_everyone_but_its_people_and_shows_them_nothing(worl
     _assert_refused_without_data(response, world, route.page, patient.display_name)
 
 
+API_ROUTES = [r for r in ROUTES + LISTS if not r.page] + [
+    Route("me", "get", "/api/v1/me", "both"), Route("teams", "get", "/api/v1/teams", "both"),
+    Route("auth-logout", "post", "/api/v1/auth/logout", "both"),
+]
+
+
+@pytest.mark.parametrize("route", API_ROUTES, ids=_ids(API_ROUTES))
+@pytest.mark.parametrize("who", ["anonymous", "revoked_device"])
+def test_every_api_route_answers_401_with_www_authenticate_when_signed_out(world, route, who):
+    client = _client(world, who, False)
+    response = _call(client, route, _path(route, world), _body(route, world), False)
+    assert response.status_code == 401, (response.status_code, response.content[:300])
+    assert response["WWW-Authenticate"] == "Token"
+    assert set(response.json()) == {"errors"}
+
+
 @pytest.mark.parametrize("route", ROUTES, ids=_ids(ROUTES))
 def test_every_route_answers_the_people_it_is_for(world, route):
     people = {"patient": ["pat"], "clinician": ["alice"], "both": ["pat", "alice"]}[route.for_whom]

@@ -1,0 +1,44 @@
+"""The mobile API's polish (issue 16, item 4): samples paging and rounding, today's partial
+day, feedback sent once, the patient's own alert view, local times, Open mHealth, and the
+samples.v1 JSON Schema."""
+
+from __future__ import annotations
+
+import time
+
+import numpy as np
+
+from tests.api.factories import put_samples
+
+
+def _hour_ago_ms() -> int:
+    """The start of the hour two hours ago, in epoch ms (inside the default last day)."""
+    return (int(time.time()) // 3600 - 2) * 3_600_000
+
+
+def test_samples_honour_limit_and_say_where_the_next_page_starts(world, as_user):
+    t0 = _hour_ago_ms()
+    put_samples(world.pat.pk, "heart_rate", t0 + np.arange(10) * 60_000, np.arange(10) + 60.0)
+    client = as_user(world.pat)
+    url = f"/api/v1/patients/{world.pat.pk}/samples?metric=heart_rate&resolution=raw&limit=4"
+    body = client.get(url).json()
+    assert [p["value"] for p in body["points"]] == [60, 61, 62, 63]
+    assert body["limit"] == 4 and body["next_start"] == body["points"][-1]["time"].replace(
+        ":03:00", ":04:00")
+    r = client.get(f"/api/v1/patients/{world.pat.pk}/samples?metric=heart_rate&limit=0")
+    assert r.status_code == 400 and r.json()["errors"][0]["field"] == "limit"
+
+
+def test_samples_are_rounded_to_the_metrics_precision(world, as_user):
+    t0 = _hour_ago_ms()
+    put_samples(world.pat.pk, "heart_rate", t0 + np.arange(3) * 60_000, [61.23456, 62.0, 63.33333])
+    put_samples(world.pat.pk, "steps", t0 + np.arange(3) * 60_000, [10, 11, 11])
+    client = as_user(world.pat)
+    base = f"/api/v1/patients/{world.pat.pk}/samples"
+    raw = client.get(f"{base}?metric=heart_rate&resolution=raw").json()
+    assert [p["value"] for p in raw["points"]] == [61.2, 62.0, 63.3] and raw["decimals"] == 1
+    hourly = client.get(f"{base}?metric=heart_rate&resolution=1h").json()["points"][0]
+    assert hourly["mean"] == 62.2 and hourly["max"] == 63.3
+    steps = client.get(f"{base}?metric=steps&resolution=1h").json()
+    assert steps["decimals"] == 0 and steps["points"][0]["mean"] == 11 and steps["points"][0]["sum"] == 32
+    assert isinstance(steps["points"][0]["sum"], int)
