@@ -411,7 +411,9 @@ class FeedbackView(APIView):
     @extend_schema(request=FeedbackSerializer, responses={201: FeedbackResultSerializer, **ERR},
                    description="The patient says whether advice helped, dismisses it (it stays "
                                "away for a while), or gives context (alcohol, travel, illness, "
-                               "stress...), which annotates overlapping alerts.")
+                               "stress...), which annotates overlapping alerts. Once per "
+                               "recommendation: a second answers 409. Context already reported "
+                               "over the last day is not reported again.")
     def post(self, request, patient_id: int, recommendation_id: int):
         patient = patient_or_404(request, patient_id, self_only=True)
         rec = Recommendation.objects.filter(patient=patient, pk=recommendation_id).first()
@@ -422,6 +424,11 @@ class FeedbackView(APIView):
         data = body.validated_data
         ctx = None
         with transaction.atomic():
+            # Once per recommendation: the row lock makes two concurrent posts one 201 and one 409.
+            rec = Recommendation.objects.select_for_update().get(pk=rec.pk)
+            if Feedback.objects.filter(recommendation=rec).exists():
+                return error_response([{"field": "(request)",
+                                        "reason": "feedback on this advice was already sent"}], 409)
             fb = Feedback.objects.create(recommendation=rec, patient=patient, helpful=data["helpful"],
                                          dismissed=data["dismissed"], context=sorted(set(data["context"])),
                                          comment=data["comment"])
@@ -430,8 +437,10 @@ class FeedbackView(APIView):
                 rec.save(update_fields=["status"])
             if data["context"]:
                 now = timezone.now()
-                ctx = coaching_context.report(patient.pk, data["context"], now - timedelta(days=1),
-                                              now, source="feedback")
+                ctx = coaching_context.covering(patient.pk, data["context"], now - timedelta(days=1), now)
+                if ctx is None:
+                    ctx = coaching_context.report(patient.pk, data["context"], now - timedelta(days=1),
+                                                  now, source="feedback")
         return Response({"id": fb.pk, "recommendation": rec.pk, "helpful": fb.helpful,
                          "dismissed": fb.dismissed, "context": fb.context,
                          "context_report": ctx.pk if ctx else None}, status=status.HTTP_201_CREATED)

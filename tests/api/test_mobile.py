@@ -5,9 +5,12 @@ samples.v1 JSON Schema."""
 from __future__ import annotations
 
 import time
+from datetime import timedelta
 
 import numpy as np
+from django.utils import timezone
 
+from coaching.models import ContextReport, Feedback
 from tests.api.factories import put_samples
 
 
@@ -42,3 +45,25 @@ def test_samples_are_rounded_to_the_metrics_precision(world, as_user):
     steps = client.get(f"{base}?metric=steps&resolution=1h").json()
     assert steps["decimals"] == 0 and steps["points"][0]["mean"] == 11 and steps["points"][0]["sum"] == 32
     assert isinstance(steps["points"][0]["sum"], int)
+
+
+def test_feedback_is_taken_once_per_recommendation_and_a_second_answers_409(world, as_user):
+    client = as_user(world.pat)
+    url = f"/api/v1/patients/{world.pat.pk}/recommendations/{world.advice.pk}/feedback"
+    assert client.post(url, {"helpful": True, "context": ["travel"]}, format="json").status_code == 201
+    r = client.post(url, {"helpful": False, "context": ["travel"]}, format="json")
+    assert r.status_code == 409 and r.json()["errors"][0]["field"] == "(request)"
+    assert Feedback.objects.count() == 1 and Feedback.objects.get().helpful is True
+    assert ContextReport.objects.count() == 1
+
+
+def test_feedback_with_context_already_reported_reuses_that_report(world, as_user):
+    client = as_user(world.pat)
+    now = timezone.now()
+    reported = client.post(f"/api/v1/patients/{world.pat.pk}/context", {
+        "tags": ["travel", "stress"], "starts_at": (now - timedelta(hours=30)).isoformat(),
+        "ends_at": now.isoformat()}, format="json").json()
+    url = f"/api/v1/patients/{world.pat.pk}/recommendations/{world.advice.pk}/feedback"
+    r = client.post(url, {"helpful": False, "context": ["travel"]}, format="json")
+    assert r.status_code == 201 and r.json()["context_report"] == reported["id"]
+    assert ContextReport.objects.count() == 1
