@@ -10,7 +10,9 @@ Every read of a patient's data writes an audit event.
 from __future__ import annotations
 
 import csv
+import dataclasses
 import io
+import zoneinfo
 from datetime import date, timedelta
 
 from django.contrib.auth import authenticate
@@ -89,6 +91,11 @@ def me_payload(user) -> dict:
         "clinician_id": clinician.pk if clinician else None,
         "teams": [{"id": t.pk, "name": t.name} for t in clinician.teams.all()] if clinician else [],
     }
+
+
+def local_today(patient) -> date:
+    """The patient's today, in their own time zone."""
+    return timezone.now().astimezone(zoneinfo.ZoneInfo(patient.timezone or "UTC")).date()
 
 
 def _parse_day(value: str | None, name: str, default: date) -> date:
@@ -322,6 +329,7 @@ class ConsentRevokeView(APIView):
 
 class DailySummarySerializer(serializers.Serializer):
     day = serializers.DateField()
+    partial = serializers.BooleanField(help_text="the patient's local today: the day is not over")
     resting_hr = serializers.FloatField(allow_null=True)
     mean_hr = serializers.FloatField(allow_null=True)
     hrv = serializers.FloatField(allow_null=True)
@@ -334,6 +342,8 @@ class DailySummariesSerializer(serializers.Serializer):
     patient = serializers.IntegerField()
     start = serializers.DateField()
     end = serializers.DateField()
+    timezone = serializers.CharField(help_text="the patient's time zone: days are its local days")
+    today = serializers.DateField(help_text="the patient's local today")
     baseline = serializers.DictField(allow_null=True)
     days = DailySummarySerializer(many=True)
 
@@ -341,13 +351,15 @@ class DailySummariesSerializer(serializers.Serializer):
 class DailySummaryView(APIView):
     @extend_schema(parameters=[
         OpenApiParameter("start", OpenApiTypes.DATE, description="first day (default: 29 days before end)"),
-        OpenApiParameter("end", OpenApiTypes.DATE, description="last day (default: today, UTC)"),
+        OpenApiParameter("end", OpenApiTypes.DATE, description="last day (default: the patient's local today)"),
     ], responses={200: DailySummariesSerializer, **ERR},
-        description="One row a day (UTC): resting and mean heart rate, HRV, steps, sleep, "
-                    "moderate-equivalent active minutes; and the resting heart-rate baseline.")
+        description="One row a day (the patient's local days): resting and mean heart rate, HRV, "
+                    "steps, sleep, moderate-equivalent active minutes; and the resting heart-rate "
+                    "baseline. Today's row has `partial: true`.")
     def get(self, request, patient_id: int):
         patient = patient_or_404(request, patient_id)
-        end = _parse_day(request.query_params.get("end"), "end", timezone.now().date())
+        today = local_today(patient)
+        end = _parse_day(request.query_params.get("end"), "end", today)
         start = _parse_day(request.query_params.get("start"), "start", end - timedelta(days=29))
         if start > end:
             raise exceptions.ValidationError({"start": "must not be after end"})
@@ -358,10 +370,12 @@ class DailySummaryView(APIView):
         shown = [d for d in days if d.day >= start]
         base = baseline(d.resting_hr for d in days[-29:-1])
         return Response({
-            "patient": patient.pk, "start": start, "end": end,
+            "patient": patient.pk, "start": start, "end": end, "timezone": patient.timezone,
+            "today": today,
             "baseline": None if base is None else {"metric": "resting_hr", "median": base.median,
                                                    "mad": base.mad, "days": base.days},
-            "days": [DailySummarySerializer(d).data for d in shown],
+            "days": [DailySummarySerializer({**dataclasses.asdict(d), "partial": d.day == today}).data
+                     for d in shown],
         })
 
 

@@ -5,11 +5,13 @@ samples.v1 JSON Schema."""
 from __future__ import annotations
 
 import time
+import zoneinfo
 from datetime import timedelta
 
 import numpy as np
 from django.utils import timezone
 
+from care.models import Patient
 from coaching.models import ContextReport, Feedback
 from tests.api.factories import put_samples
 
@@ -67,3 +69,28 @@ def test_feedback_with_context_already_reported_reuses_that_report(world, as_use
     r = client.post(url, {"helpful": False, "context": ["travel"]}, format="json")
     assert r.status_code == 201 and r.json()["context_report"] == reported["id"]
     assert ContextReport.objects.count() == 1
+
+
+def _local_today(zone: str):
+    return timezone.now().astimezone(zoneinfo.ZoneInfo(zone)).date()
+
+
+def test_daily_flags_the_patients_local_today_as_partial(world, as_user):
+    # Pacific/Kiritimati is UTC+14: its today is a day ahead of UTC for 14 hours a day,
+    # so a default end of the UTC date would miss it then.
+    Patient.objects.filter(pk=world.pat.pk).update(timezone="Pacific/Kiritimati")
+    today = _local_today("Pacific/Kiritimati")
+    body = as_user(world.pat).get(f"/api/v1/patients/{world.pat.pk}/daily").json()
+    assert body["end"] == today.isoformat() and body["today"] == today.isoformat()
+    assert body["days"][-1]["day"] == today.isoformat() and body["days"][-1]["partial"] is True
+    assert not any(d["partial"] for d in body["days"][:-1])
+
+
+def test_the_chart_flags_todays_partial_day_in_each_daily_series(world, as_user):
+    client = as_user(world.pat)
+    this_hour = int(time.time()) // 3600 * 3_600_000  # today in UTC, whatever the hour
+    put_samples(world.pat.pk, "steps", [this_hour - 86_400_000 * 2, this_hour], [500, 700])
+    body = client.get(f"/api/v1/patients/{world.pat.pk}/chart?days=7").json()
+    assert body["today"] == _local_today("UTC").isoformat()
+    assert body["resting_hr"]["partial"] == [False] * 6 + [True]
+    assert body["steps"]["partial"] == [False, True] and body["steps"]["value"] == [500, 700]
