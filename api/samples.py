@@ -4,6 +4,7 @@ samples read endpoint (from ``ingest.storage``)."""
 from __future__ import annotations
 
 import logging
+import zoneinfo
 from datetime import datetime, timedelta
 
 import orjson
@@ -213,7 +214,9 @@ class PatientSamplesView(APIView):
                     "an explicit resolution at most SAMPLES_MAX_POINTS (10,000; 400 beyond).",
     )
     def get(self, request, patient_id: int):
-        patient_id = patient_or_404(request, patient_id).pk
+        patient = patient_or_404(request, patient_id)
+        patient_id = patient.pk
+        zone = zoneinfo.ZoneInfo(patient.timezone or "UTC")
         metric = request.query_params.get("metric")
         if metric not in METRICS:
             raise exceptions.ValidationError({"metric": f"must be one of {', '.join(METRICS)}"})
@@ -249,18 +252,21 @@ class PatientSamplesView(APIView):
             rows = rows[:limit]
             if resolution == "raw":
                 points = [
-                    {k: v for k, v in (("time", t.isoformat()), ("end", e.isoformat() if e else None),
+                    {k: v for k, v in (("time", t.isoformat()), ("local_time", t.astimezone(zone).isoformat()),
+                                       ("end", e.isoformat() if e else None),
+                                       ("local_end", e.astimezone(zone).isoformat() if e else None),
                                        ("value", r(val)), ("label", lab)) if v is not None}
                     for t, e, val, lab, *_ in rows
                 ]
             else:
                 points = [
-                    {"time": t.isoformat(), "mean": r(mean), "min": r(lo), "max": r(hi), "count": n,
-                     "sum": r(total)}
+                    {"time": t.isoformat(), "local_time": t.astimezone(zone).isoformat(), "mean": r(mean),
+                     "min": r(lo), "max": r(hi), "count": n, "sum": r(total)}
                     for t, _, mean, _, n, lo, hi, total in rows
                 ]
         return Response({
             "patient": patient_id, "metric": metric, "unit": METRICS[metric].unit,
-            "decimals": DECIMALS[metric], "resolution": resolution, "start": start.isoformat(),
-            "end": end.isoformat(), "limit": limit, "next_start": next_start, "points": points,
+            "decimals": DECIMALS[metric], "resolution": resolution, "timezone": patient.timezone,
+            "start": start.isoformat(), "end": end.isoformat(), "start_local": start.astimezone(zone).isoformat(),
+            "end_local": end.astimezone(zone).isoformat(), "limit": limit, "next_start": next_start, "points": points,
         })

@@ -33,6 +33,8 @@ urlpatterns = [
     path("patients/<int:patient_id>/context", views.ContextListView.as_view(), name="patient-context"),
     path("patients/<int:patient_id>/access-log", views.AccessLogView.as_view(), name="patient-access-log"),
     path("patients/<int:patient_id>/alerts", views.PatientAlertListView.as_view(), name="patient-alerts"),
+    path("patients/<int:patient_id>/alerts/<int:alert_id>", views.PatientAlertDetailView.as_view(),
+         name="patient-alert"),
     path("patients/<int:patient_id>/timeline", care.TimelineView.as_view(), name="patient-timeline"),
     path("patients/<int:patient_id>/thresholds", care.ThresholdListView.as_view(), name="patient-thresholds"),
     re_path(r"^patients/(?P<patient_id>[0-9]+)/thresholds/(?P<detector>[a-z0-9_.-]{1,48})$",

@@ -49,7 +49,6 @@ from api import query
 from api.errors import ERR, error_response
 from api.lookup import patient_or_404
 from api.serializers import (
-    AlertSerializer,
     ConsentCreateSerializer,
     ConsentSerializer,
     ContextReportSerializer,
@@ -59,6 +58,7 @@ from api.serializers import (
     FeedbackResultSerializer,
     FeedbackSerializer,
     MeSerializer,
+    PatientAlertSerializer,
     PatientSerializer,
     PatientStatusSerializer,
     RecommendationSerializer,
@@ -406,7 +406,7 @@ class RecommendationListView(generics.ListAPIView):
     def get_queryset(self):
         patient = patient_or_404(self.request, self.kwargs["patient_id"])
         audit(self.request, patient.pk, "read_recommendations")
-        qs = Recommendation.objects.filter(patient=patient)
+        qs = Recommendation.objects.filter(patient=patient).select_related("patient")
         wanted = self.request.query_params.get("status", "active")
         if wanted not in ("active", "dismissed", "expired", "all"):
             raise exceptions.ValidationError({"status": "must be active, dismissed, expired or all"})
@@ -490,30 +490,36 @@ class ContextListView(generics.ListCreateAPIView):
 
 
 class PatientAlertListView(generics.ListAPIView):
-    """The patient's alerts (a patient reads their own; clinicians use the queue)."""
+    """The patient's alerts as the patient sees them (``PatientAlertSerializer``): a title
+    and what to do, never the care team's notes, actions or the detector's evidence.
+    Clinicians read the same view; their own is ``alerts/{id}``."""
 
-    serializer_class = AlertSerializer
+    serializer_class = PatientAlertSerializer
 
     @extend_schema(parameters=[
         OpenApiParameter("status", str, enum=list(states.STATUS_FILTERS)),
-    ], responses={200: AlertSerializer(many=True), **ERR})
+    ], responses={200: PatientAlertSerializer(many=True), **ERR})
     def get(self, request, *args, **kwargs):
         return super().get(request, *args, **kwargs)
 
     def get_queryset(self):
         patient = patient_or_404(self.request, self.kwargs["patient_id"])
         audit(self.request, patient.pk, "read_alerts")
-        qs = Alert.objects.filter(patient=patient).select_related("patient", "assigned_to__clinician")
+        qs = Alert.objects.filter(patient=patient).select_related("patient")
         wanted = self.request.query_params.get("status", states.ALL)
         return queries.by_status(qs, wanted).order_by("-opened_at", "-id")
 
-    def get_serializer_context(self):
-        return {**super().get_serializer_context(), "contexts": {}}
 
-    def list(self, request, *args, **kwargs):
-        page = self.paginate_queryset(self.get_queryset())
-        ctx = {**self.get_serializer_context(), "contexts": coaching_context.contexts_for(page)}
-        return self.get_paginated_response(self.serializer_class(page, many=True, context=ctx).data)
+class PatientAlertDetailView(APIView):
+    @extend_schema(responses={200: PatientAlertSerializer, **ERR},
+                   description="One of the patient's alerts as the patient sees it.")
+    def get(self, request, patient_id: int, alert_id: int):
+        patient = patient_or_404(request, patient_id)
+        alert = Alert.objects.filter(patient=patient, pk=alert_id).select_related("patient").first()
+        if alert is None:
+            raise exceptions.NotFound("no such alert")
+        audit(request, patient.pk, "read_alert", alert=alert.pk)
+        return Response(PatientAlertSerializer(alert).data)
 
 
 

@@ -54,6 +54,7 @@ ROUTES = [
     Route("patient-context", "get", "/api/v1/patients/{p}/context", "both"),
     Route("patient-context", "post", "/api/v1/patients/{p}/context", "patient", "CONTEXT"),
     Route("patient-alerts", "get", "/api/v1/patients/{p}/alerts", "both"),
+    Route("patient-alert", "get", "/api/v1/patients/{p}/alerts/{a}", "both"),
     Route("patient-access-log", "get", "/api/v1/patients/{p}/access-log", "patient"),
     Route("patient-timeline", "get", "/api/v1/patients/{p}/timeline", "clinician"),
     Route("patient-thresholds", "get", "/api/v1/patients/{p}/thresholds", "clinician"),

@@ -6,11 +6,12 @@ from __future__ import annotations
 
 import time
 import zoneinfo
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 import numpy as np
 from django.utils import timezone
 
+from alerts.models import Alert
 from care.models import Patient
 from coaching.models import ContextReport, Feedback
 from tests.api.factories import put_samples
@@ -94,3 +95,51 @@ def test_the_chart_flags_todays_partial_day_in_each_daily_series(world, as_user)
     assert body["today"] == _local_today("UTC").isoformat()
     assert body["resting_hr"]["partial"] == [False] * 6 + [True]
     assert body["steps"]["partial"] == [False, True] and body["steps"]["value"] == [500, 700]
+
+
+STAFF_ONLY = ("evidence", "threshold", "resolution_reason", "assigned_to", "verdict", "detector",
+              "snoozed_until", "history", "notes", "baseline")
+
+
+def test_the_patients_alert_view_shows_a_title_and_what_to_do_but_no_staff_notes_or_evidence(world, as_user):
+    alice = as_user(world.alice)
+    Alert.objects.filter(pk=world.red.pk).update(evidence={
+        "peak_bpm": 142.0, "minutes": 12, "threshold_bpm": 120.0, "baseline_bpm": 64.0})
+    alice.post(f"/api/v1/alerts/{world.red.pk}/notes", {"text": "sounds anxious, call back"}, format="json")
+    alice.post(f"/api/v1/alerts/{world.red.pk}/snooze", {
+        "until": (timezone.now() + timedelta(hours=4)).isoformat(), "reason": "waiting on labs"}, format="json")
+    client = as_user(world.pat)
+    listed = client.get(f"/api/v1/patients/{world.pat.pk}/alerts").json()["results"]
+    detail = client.get(f"/api/v1/patients/{world.pat.pk}/alerts/{world.red.pk}").json()
+    assert detail in listed
+    assert detail["title"] == "Heart rate high at rest: 142 bpm for 12 minutes" and "rest" in detail["what_to_do"]
+    assert detail["status"] == "in_review" and detail["status_text"] == "Your care team is looking at it."
+    assert "120" not in detail["title"] + detail["what_to_do"]  # the care team's threshold
+    text = str(listed).lower()
+    for word in ("sounds anxious", "waiting on labs", "snoozed", "peak_bpm", *STAFF_ONLY):
+        assert word not in text, word
+    other = client.get(f"/api/v1/patients/{world.pat.pk}/alerts/{world.other_alert.pk}")
+    assert other.status_code == 404
+
+
+def test_patient_facing_answers_carry_the_patients_time_zone_and_local_times(world, as_user):
+    Patient.objects.filter(pk=world.pat.pk).update(timezone="America/New_York")
+    t0 = _hour_ago_ms()
+    put_samples(world.pat.pk, "heart_rate", [t0], [70.0])
+    client = as_user(world.pat)
+    base = f"/api/v1/patients/{world.pat.pk}"
+    samples = client.get(f"{base}/samples?metric=heart_rate&resolution=raw").json()
+    point = samples["points"][0]
+    assert samples["timezone"] == "America/New_York"
+    local = datetime.fromisoformat(point["local_time"])
+    assert local == datetime.fromisoformat(point["time"]) and local.utcoffset() in (
+        timedelta(hours=-5), timedelta(hours=-4))
+    alert = client.get(f"{base}/alerts/{world.red.pk}").json()
+    assert alert["timezone"] == "America/New_York"
+    assert datetime.fromisoformat(alert["opened_at_local"]).utcoffset() == local.utcoffset()
+    advice = client.get(f"{base}/recommendations").json()["results"][0]
+    assert advice["timezone"] == "America/New_York"
+    assert datetime.fromisoformat(advice["created_at_local"]) == datetime.fromisoformat(
+        advice["created_at"].replace("Z", "+00:00"))
+    assert client.get(f"{base}/daily").json()["timezone"] == "America/New_York"
+    assert client.get(f"{base}/chart?days=2").json()["timezone"] == "America/New_York"
