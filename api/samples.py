@@ -10,11 +10,12 @@ from datetime import datetime, timedelta
 import orjson
 from django.conf import settings
 from django.db import DatabaseError
+from django.http import HttpResponse
 from django.utils import timezone
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, extend_schema, inline_serializer
 from rest_framework import authentication, exceptions, parsers, serializers
-from rest_framework.permissions import IsAuthenticated
+from rest_framework.permissions import AllowAny, IsAuthenticated
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
@@ -24,7 +25,7 @@ from api.lookup import patient_or_404
 from api.query import instant
 from care.access import audit
 from care.models import Device, hash_token
-from ingest import service, storage
+from ingest import contract, service, storage
 from ingest.schema import METRICS, BatchError, validate_upload
 from lib import logs, ratelimit
 
@@ -270,3 +271,21 @@ class PatientSamplesView(APIView):
             "start": start.isoformat(), "end": end.isoformat(), "start_local": start.astimezone(zone).isoformat(),
             "end_local": end.astimezone(zone).isoformat(), "limit": limit, "next_start": next_start, "points": points,
         })
+
+
+class SampleSchemaView(APIView):
+    """The samples.v1 contract as JSON Schema (``ingest.contract``): the device upload and
+    the Kafka message. Public: it holds no data."""
+
+    authentication_classes: list = []
+    permission_classes = [AllowAny]
+
+    @extend_schema(responses={(200, "application/schema+json"): OpenApiTypes.OBJECT, **errors(404, 429)},
+                   description="`samples.v1.upload` (what POST ingest/batches takes) or "
+                               "`samples.v1.message` (the value on the samples.v1 Kafka topic).")
+    def get(self, request, name: str):
+        if name not in contract.SCHEMAS:
+            raise exceptions.NotFound(f"no schema {name[:40]!r}; known: {', '.join(contract.SCHEMAS)}")
+        body = (contract.upload_schema(settings.INGEST_MAX_SAMPLES) if name == "samples.v1.upload"
+                else contract.SCHEMAS[name]())
+        return HttpResponse(orjson.dumps(body), content_type="application/schema+json")

@@ -8,6 +8,7 @@ urlpatterns = [
     # the device push endpoint and the samples store
     path("ingest/batches", samples.IngestBatchView.as_view(), name="ingest-batches"),
     path("patients/<int:patient_id>/samples", samples.PatientSamplesView.as_view(), name="patient-samples"),
+    re_path(r"^schemas/(?P<name>[a-z0-9.]{1,40})\.json$", samples.SampleSchemaView.as_view(), name="schemas"),
     # sign-in and who am I
     path("auth/token", views.TokenView.as_view(), name="auth-token"),
     path("auth/logout", views.LogoutView.as_view(), name="auth-logout"),

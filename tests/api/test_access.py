@@ -86,7 +86,7 @@ LISTS = [
 ]
 # Routes that serve no patient's data (sign-in, who am I, team names).
 NOT_PATIENT_DATA = {"auth-token", "auth-logout", "auth-logout-all", "me", "teams", "login", "logout",
-                    "ingest-batches", "fhir-metadata"}
+                    "ingest-batches", "fhir-metadata", "schemas"}
 # Routes with their own access tests: team aggregates, the queue's bulk acknowledge, undoing
 # a snooze and the team's audit export (tests/api/test_quality.py,
 # tests/dashboard/test_queue_views.py, tests/alerts/test_workflow.py, tests/api/test_audit.py).
