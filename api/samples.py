@@ -14,7 +14,7 @@ from django.http import HttpResponse
 from django.utils import timezone
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, extend_schema, inline_serializer
-from rest_framework import authentication, exceptions, parsers, serializers
+from rest_framework import authentication, exceptions, parsers, renderers, serializers
 from rest_framework.permissions import AllowAny, IsAuthenticated
 from rest_framework.response import Response
 from rest_framework.views import APIView
@@ -25,7 +25,7 @@ from api.lookup import patient_or_404
 from api.query import instant
 from care.access import audit
 from care.models import Device, hash_token
-from ingest import contract, service, storage
+from ingest import contract, openmhealth, service, storage
 from ingest.schema import METRICS, BatchError, validate_upload
 from lib import logs, ratelimit
 
@@ -85,6 +85,17 @@ class RawJSONParser(parsers.BaseParser):
         return stream.read()
 
 
+class RawOpenMHealthParser(RawJSONParser):
+    media_type = openmhealth.MEDIA_TYPE
+
+
+class OpenMHealthRenderer(renderers.JSONRenderer):
+    """``Accept: application/vnd.openmhealth+json``: the samples as OMH data points."""
+
+    media_type = openmhealth.MEDIA_TYPE
+    format = "omh"
+
+
 class IsDevice(IsAuthenticated):
     def has_permission(self, request, view):
         return isinstance(request.user, _DeviceUser)
@@ -100,20 +111,23 @@ _accepted = inline_serializer(
 class IngestBatchView(APIView):
     authentication_classes = [DeviceTokenAuthentication]
     permission_classes = [IsDevice]
-    parser_classes = [RawJSONParser]
+    parser_classes = [RawJSONParser, RawOpenMHealthParser]
     throttle_classes: list = []
 
     @extend_schema(
-        request={"application/json": OpenApiTypes.OBJECT},
+        request={"application/json": OpenApiTypes.OBJECT, openmhealth.MEDIA_TYPE: OpenApiTypes.ANY},
         responses={202: _accepted, **errors(400, 401, 409, 413, 415, 429, 503)},
-        description="Push one device upload (samples.v1). Answers 202 once Kafka acknowledged it.",
+        description="Push one device upload (samples.v1), or Open mHealth heart-rate and step-count "
+                    "data points (one or a list) as application/vnd.openmhealth+json. Answers 202 "
+                    "once Kafka acknowledged it.",
     )
     def post(self, request):
         device: Device = request.auth
         content_type = request.content_type.split(";")[0].strip().lower()
-        if content_type != "application/json":
+        if content_type not in ("application/json", openmhealth.MEDIA_TYPE):
             return error_response(
-                [{"field": "Content-Type", "reason": f"must be application/json, not {content_type or 'missing'}"}], 415)
+                [{"field": "Content-Type", "reason": f"must be application/json or {openmhealth.MEDIA_TYPE}, "
+                                                     f"not {content_type or 'missing'}"}], 415)
         length = int(request.META.get("CONTENT_LENGTH") or 0)
         if length > settings.INGEST_MAX_BODY_BYTES:
             return error_response(
@@ -128,6 +142,8 @@ class IngestBatchView(APIView):
         except orjson.JSONDecodeError as exc:
             return error_response([{"field": "(body)", "reason": f"malformed JSON: {exc}"}], 400)
         try:
+            if content_type == openmhealth.MEDIA_TYPE:
+                obj = openmhealth.to_upload(obj)
             batch = validate_upload(
                 obj, patient=device.patient_id, device=device.pk,
                 max_samples=settings.INGEST_MAX_SAMPLES, max_future_s=settings.INGEST_MAX_FUTURE_S,
@@ -200,6 +216,7 @@ def _check_points(patient_id: int, code: int, start: datetime, end: datetime, re
 
 class PatientSamplesView(APIView):
     permission_classes = [IsAuthenticated]
+    renderer_classes = [renderers.JSONRenderer, OpenMHealthRenderer]
 
     @extend_schema(
         parameters=[
@@ -232,6 +249,10 @@ class PatientSamplesView(APIView):
             raise exceptions.ValidationError({"resolution": f"must be auto or one of {', '.join(RESOLUTIONS)}"})
         limit = query.integer(request.query_params.get("limit"), "limit", settings.SAMPLES_MAX_POINTS,
                               1, settings.SAMPLES_MAX_POINTS)
+        omh = isinstance(getattr(request, "accepted_renderer", None), OpenMHealthRenderer)
+        if omh and metric not in openmhealth.METRIC_SCHEMA:
+            raise exceptions.NotAcceptable(
+                f"Open mHealth is served for {', '.join(openmhealth.METRIC_SCHEMA)}; not for {metric}")
         code = METRICS[metric].code
         if resolution == "auto":
             resolution = choose_resolution(patient_id, code, start, end)
@@ -251,6 +272,9 @@ class PatientSamplesView(APIView):
             if len(rows) > limit:
                 next_start = rows[limit][0].isoformat()
             rows = rows[:limit]
+            if omh:
+                return Response(_omh_points(patient_id, metric, resolution, rows, r),
+                                headers={"X-Next-Start": next_start} if next_start else None)
             if resolution == "raw":
                 points = [
                     {k: v for k, v in (("time", t.isoformat()), ("local_time", t.astimezone(zone).isoformat()),
@@ -271,6 +295,20 @@ class PatientSamplesView(APIView):
             "start": start.isoformat(), "end": end.isoformat(), "start_local": start.astimezone(zone).isoformat(),
             "end_local": end.astimezone(zone).isoformat(), "limit": limit, "next_start": next_start, "points": points,
         })
+
+
+def _omh_points(patient_id: int, metric: str, resolution: str, rows, r) -> list[dict]:
+    """Rows of read_series as OMH data points: raw samples as measured; a rollup bucket as
+    the average heart rate, or the step count summed, over the bucket's interval."""
+    if resolution == "raw":
+        return [openmhealth.data_point(patient_id, metric, t, e, r(val))
+                for t, e, val, *_ in rows if val is not None]
+    width = timedelta(milliseconds=storage.ROLLUPS[resolution][1])
+    if metric == "heart_rate":
+        return [openmhealth.data_point(patient_id, metric, t, t + width, r(mean), statistic="average")
+                for t, _, mean, _, n, lo, hi, total in rows if mean is not None]
+    return [openmhealth.data_point(patient_id, metric, t, t + width, r(total))
+            for t, _, mean, _, n, lo, hi, total in rows if total is not None]
 
 
 class SampleSchemaView(APIView):
