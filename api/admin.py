@@ -3,11 +3,12 @@
 * Every add, change and delete made in the admin writes an ``AuditEvent``
   (``admin_added``, ``admin_changed``, ``admin_deleted``) with the model and object id,
   beside Django's own admin log; the patient is set when the object belongs to one.
-* The audit trail, the delivery log and the models' history tables are read-only here.
+* The audit trail, the delivery log and invitations are read-only here; history tables
+  show on their model's page.
 * The admin's own sign-in page is not used: it sends to the dashboard's sign-in page,
   which has the lock-out (``api.throttling.LoginGuard``). A staff user signs in there and
   then opens ``/admin/``.
-* A device's token hash is never shown.
+* A device's token hash and an invitation's code hash are never shown.
 """
 
 from __future__ import annotations
@@ -21,8 +22,9 @@ from simple_history.admin import SimpleHistoryAdmin
 from care.access import audit
 
 APP_LABELS = ("care", "alerts", "notify", "ingest", "forecasting", "coaching")
-READ_ONLY = {("care", "auditevent"), ("notify", "delivery")}
-HIDDEN_FIELDS = {("care", "device"): ("token_hash",)}
+# Invitations are made through the API (the code is shown once there).
+READ_ONLY = {("care", "auditevent"), ("notify", "delivery"), ("care", "invitation")}
+HIDDEN_FIELDS = {("care", "device"): ("token_hash",), ("care", "invitation"): ("code_hash",)}
 
 
 def _patient_id(obj) -> int | None:

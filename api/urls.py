@@ -2,7 +2,7 @@
 
 from django.urls import path, re_path
 
-from api import care, fhir, forecasts, samples, views
+from api import care, enrolment, fhir, forecasts, samples, views
 
 urlpatterns = [
     # the device push endpoint and the samples store
@@ -16,6 +16,13 @@ urlpatterns = [
     path("me", views.MeView.as_view(), name="me"),
     path("teams", views.TeamListView.as_view(), name="teams"),
     path("teams/<int:team_id>/audit.csv", views.TeamAuditExportView.as_view(), name="team-audit"),
+    # enrolment and the team's members (what a clinic's portal calls)
+    path("teams/<int:team_id>/invitations", enrolment.TeamInvitationsView.as_view(), name="team-invitations"),
+    path("teams/<int:team_id>/invitations/<int:invitation_id>/revoke", enrolment.TeamInvitationRevokeView.as_view(),
+         name="team-invitation-revoke"),
+    path("invitations/accept", enrolment.InvitationAcceptView.as_view(), name="invitation-accept"),
+    path("teams/<int:team_id>/members", enrolment.TeamMembersView.as_view(), name="team-members"),
+    path("teams/<int:team_id>/members/<int:clinician_id>", enrolment.TeamMemberView.as_view(), name="team-member"),
     # patients (a patient reads only themself; a clinician the consenting patients of their teams)
     path("patients", views.PatientListView.as_view(), name="patients"),
     path("patients/<int:patient_id>", views.PatientDetailView.as_view(), name="patient"),

@@ -90,7 +90,9 @@ NOT_PATIENT_DATA = {"auth-token", "auth-logout", "auth-logout-all", "me", "teams
 # Routes with their own access tests: team aggregates, the queue's bulk acknowledge, undoing
 # a snooze and the team's audit export (tests/api/test_quality.py,
 # tests/dashboard/test_queue_views.py, tests/alerts/test_workflow.py, tests/api/test_audit.py).
-OWN_TESTS = {"alert-quality", "quality", "bulk-acknowledge", "alert-unsnooze", "team-audit"}
+OWN_TESTS = {"alert-quality", "quality", "bulk-acknowledge", "alert-unsnooze", "team-audit",
+             # enrolment and team members: tests/api/test_enrolment.py
+             "team-invitations", "team-invitation-revoke", "invitation-accept", "team-members", "team-member"}
 
 
 def _body(route: Route, w: World):
