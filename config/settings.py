@@ -219,6 +219,8 @@ SPECTACULAR_SETTINGS = {
         "ContextTagEnum": "coaching.models.CONTEXT_TAGS",
         "SeverityEnum": "alerts.states.SEVERITIES",
         "VerdictEnum": "alerts.states.VERDICTS",
+        "InvitationKindEnum": ["patient", "clinician"],
+        "TeamRoleEnum": "care.enrolment.ROLES",
     },
 }
 
