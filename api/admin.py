@@ -16,6 +16,9 @@ from __future__ import annotations
 from django.apps import apps
 from django.conf import settings
 from django.contrib import admin
+from django.contrib.auth import get_user_model
+from django.contrib.auth.admin import GroupAdmin, UserAdmin
+from django.contrib.auth.models import Group
 from django.contrib.auth.views import redirect_to_login
 from simple_history.admin import SimpleHistoryAdmin
 
@@ -91,3 +94,9 @@ def register_all() -> None:
 
 
 register_all()
+
+# Users and groups keep Django's own pages (password change, permissions), audited too.
+for _model, _admin in ((get_user_model(), UserAdmin), (Group, GroupAdmin)):
+    if admin.site.is_registered(_model):
+        admin.site.unregister(_model)
+    admin.site.register(_model, type(f"Audited{_admin.__name__}", (AuditedAdmin, _admin), {}))

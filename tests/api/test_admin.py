@@ -60,3 +60,13 @@ def test_the_admin_sign_in_goes_through_the_dashboard_sign_in_page(db):
     r = Client().get("/admin/login/?next=/admin/")
     assert r.status_code == 302 and r["Location"].startswith("/dashboard/login/")
     assert Client().get("/admin/").status_code == 302
+
+
+def test_a_users_change_in_the_admin_is_audited_too(world, staff):
+    user = world.carol.user
+    r = staff.post(f"/admin/auth/user/{user.pk}/change/", {
+        "username": user.username, "is_active": "", "date_joined_0": "2026-01-01", "date_joined_1": "00:00:00",
+        "initial-date_joined_0": "2026-01-01", "initial-date_joined_1": "00:00:00"})
+    assert r.status_code == 302, r.content[:800]
+    assert get_user_model().objects.get(pk=user.pk).is_active is False
+    assert AuditEvent.objects.get(action="admin_changed").detail["model"] == "auth.user"
