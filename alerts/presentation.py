@@ -240,8 +240,9 @@ def _rhr_nights_title(ev: Mapping, prefix: str = "Resting heart rate") -> str | 
     return f"{prefix} {number(round(max(deltas)))} bpm above usual for {_plural(len(deltas), 'night')}"
 
 
-def title(detector: str, evidence: Any) -> str:
-    """A plain-language title, e.g. "Resting heart rate 8 bpm above usual for 3 nights"."""
+def title(detector: str, evidence: Any, *, for_patient: bool = False) -> str:
+    """A plain-language title, e.g. "Resting heart rate 8 bpm above usual for 3 nights".
+    ``for_patient`` leaves out the care team's tunable thresholds."""
     ev = evidence if isinstance(evidence, Mapping) else {}
     t: str | None = None
     if detector == "nightsignal_rhr":
@@ -262,7 +263,7 @@ def title(detector: str, evidence: Any) -> str:
             t = f"Heart rate {word} at rest: {number(round(peak))} bpm"
             if minutes:
                 t += f" for {_plural(int(minutes), 'minute')}"
-            if thr is not None:
+            if thr is not None and not for_patient:
                 t += f" ({'above' if word == 'high' else 'below'} {number(thr)})"
     elif detector == "wear_gap":
         gap = _num(ev, "gap_hours")
@@ -274,3 +275,42 @@ def title(detector: str, evidence: Any) -> str:
             if debt is not None:
                 t += f", {number(debt)} h of sleep missed"
     return t or detector.replace("_", " ").capitalize()
+
+
+# What a patient may do about an alert, in plain words (advice, never a diagnosis). Staff
+# notes, actions and the detector's evidence stay with the care team.
+_RISE = ("Your resting heart rate has been higher than usual. Rest, drink enough fluids and "
+         "notice symptoms such as fever, a cough or tiredness; tell your care team if you feel unwell.")
+_WHAT_TO_DO = {
+    "hr_high_at_rest": "Sit down and rest for a few minutes, then notice how you feel. If you have "
+                       "chest pain, feel faint or are short of breath, call your emergency number.",
+    "hr_low_at_rest": "If you feel dizzy, faint or unusually tired, sit or lie down and contact your "
+                      "care team. If you faint or have chest pain, call your emergency number.",
+    "nightsignal_rhr": _RISE,
+    "cusum_rhr": _RISE,
+    "illness_rhr": _RISE,
+    "wear_gap": "Put your watch back on (and charge it if needed) so that your readings continue.",
+    "sleep_debt": "You have slept less than usual for a few nights. Try to give yourself at least "
+                  "7 hours of sleep tonight, and keep a regular bedtime.",
+}
+_DEFAULT_WHAT_TO_DO = "Your care team has been told. If you feel unwell, contact them."
+_URGENT = " Your care team has been told and may contact you."
+#: The patient's view of where the alert stands: snoozes and escalations are the care team's.
+PATIENT_STATUS = {
+    "open": ("open", "Your care team has been told."),
+    "acknowledged": ("in_review", "Your care team is looking at it."),
+    "snoozed": ("in_review", "Your care team is looking at it."),
+    "escalated": ("in_review", "Your care team is looking at it."),
+    "resolved": ("closed", "Closed by your care team."),
+}
+
+
+def what_to_do(detector: str, severity: str) -> str:
+    """What the patient can do now, in plain words."""
+    text = _WHAT_TO_DO.get(detector, _DEFAULT_WHAT_TO_DO)
+    return text + _URGENT if severity == "red" and text is not _DEFAULT_WHAT_TO_DO else text
+
+
+def patient_status(status: str) -> tuple[str, str]:
+    """(open | in_review | closed, a sentence) for the patient."""
+    return PATIENT_STATUS.get(status, ("in_review", "Your care team is looking at it."))

@@ -37,7 +37,7 @@ def chart_json(patient_id: int, days: int) -> bytes:
     Only the computation is cached (in Redis): who may read it is checked, and the read
     audited, on every request by the caller."""
     now = datetime.now(UTC)
-    key = f"chart:v1:{patient_id}:{days}:{int(now.timestamp()) // CACHE_S}"
+    key = f"chart:v2:{patient_id}:{days}:{int(now.timestamp()) // CACHE_S}"
     body = cache.get(key)
     if body is None:
         body = orjson.dumps(chart(patient_id, days, now))
@@ -111,11 +111,14 @@ def chart(patient_id: int, days: int, now: datetime | None = None) -> dict:
 
     # noon UTC of each day: bars sit mid-day
     day_t = [int(d.timestamp()) + DAY_S // 2 for d in shown_days.tz_localize(UTC)]
+    now_s = now.timestamp()
     return {
         "patient": patient_id,
         "start": start.isoformat(),
         "end": end.isoformat(),
         "days": days,
+        "timezone": tz,
+        "today": today.isoformat(),
         "heart_rate": {
             "unit": "beats/min",
             "t": hr[:, 0].astype(np.int64).tolist(),
@@ -129,10 +132,14 @@ def chart(patient_id: int, days: int, now: datetime | None = None) -> dict:
             "baseline": _clean(med),
             "baseline_low": _clean(med - 2 * np.maximum(mad, 1.0)),
             "baseline_high": _clean(med + 2 * np.maximum(mad, 1.0)),
+            "partial": [d.date() == today for d in shown_days],
         },
+        # A daily value whose day is not over yet (the patient's local today for the
+        # resting rate; the UTC day of the steps rollup) is flagged partial.
         "forecast": _forecast(patient_id, now),
         "steps": {"unit": "steps", "t": [r[0] + DAY_S // 2 for r in steps],
-                  "value": [round(r[1]) for r in steps]},
+                  "value": [round(r[1]) for r in steps],
+                  "partial": [r[0] + DAY_S > now_s for r in steps]},
         "sleep": {"unit": "min", "t": [r[0] + DAY_S // 2 for r in sleep],
                   "asleep": _clean(r[1] or 0.0 for r in sleep),
                   "deep": _clean(r[2] or 0.0 for r in sleep),

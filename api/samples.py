@@ -4,25 +4,28 @@ samples read endpoint (from ``ingest.storage``)."""
 from __future__ import annotations
 
 import logging
+import zoneinfo
 from datetime import datetime, timedelta
 
 import orjson
 from django.conf import settings
 from django.db import DatabaseError
+from django.http import HttpResponse
 from django.utils import timezone
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, extend_schema, inline_serializer
-from rest_framework import authentication, exceptions, parsers, serializers
-from rest_framework.permissions import IsAuthenticated
+from rest_framework import authentication, exceptions, parsers, renderers, serializers
+from rest_framework.permissions import AllowAny, IsAuthenticated
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from api import query
 from api.errors import error_response, errors
 from api.lookup import patient_or_404
 from api.query import instant
 from care.access import audit
 from care.models import Device, hash_token
-from ingest import service, storage
+from ingest import contract, openmhealth, service, storage
 from ingest.schema import METRICS, BatchError, validate_upload
 from lib import logs, ratelimit
 
@@ -82,6 +85,17 @@ class RawJSONParser(parsers.BaseParser):
         return stream.read()
 
 
+class RawOpenMHealthParser(RawJSONParser):
+    media_type = openmhealth.MEDIA_TYPE
+
+
+class OpenMHealthRenderer(renderers.JSONRenderer):
+    """``Accept: application/vnd.openmhealth+json``: the samples as OMH data points."""
+
+    media_type = openmhealth.MEDIA_TYPE
+    format = "omh"
+
+
 class IsDevice(IsAuthenticated):
     def has_permission(self, request, view):
         return isinstance(request.user, _DeviceUser)
@@ -97,20 +111,23 @@ _accepted = inline_serializer(
 class IngestBatchView(APIView):
     authentication_classes = [DeviceTokenAuthentication]
     permission_classes = [IsDevice]
-    parser_classes = [RawJSONParser]
+    parser_classes = [RawJSONParser, RawOpenMHealthParser]
     throttle_classes: list = []
 
     @extend_schema(
-        request={"application/json": OpenApiTypes.OBJECT},
+        request={"application/json": OpenApiTypes.OBJECT, openmhealth.MEDIA_TYPE: OpenApiTypes.ANY},
         responses={202: _accepted, **errors(400, 401, 409, 413, 415, 429, 503)},
-        description="Push one device upload (samples.v1). Answers 202 once Kafka acknowledged it.",
+        description="Push one device upload (samples.v1), or Open mHealth heart-rate and step-count "
+                    "data points (one or a list) as application/vnd.openmhealth+json. Answers 202 "
+                    "once Kafka acknowledged it.",
     )
     def post(self, request):
         device: Device = request.auth
         content_type = request.content_type.split(";")[0].strip().lower()
-        if content_type != "application/json":
+        if content_type not in ("application/json", openmhealth.MEDIA_TYPE):
             return error_response(
-                [{"field": "Content-Type", "reason": f"must be application/json, not {content_type or 'missing'}"}], 415)
+                [{"field": "Content-Type", "reason": f"must be application/json or {openmhealth.MEDIA_TYPE}, "
+                                                     f"not {content_type or 'missing'}"}], 415)
         length = int(request.META.get("CONTENT_LENGTH") or 0)
         if length > settings.INGEST_MAX_BODY_BYTES:
             return error_response(
@@ -125,6 +142,8 @@ class IngestBatchView(APIView):
         except orjson.JSONDecodeError as exc:
             return error_response([{"field": "(body)", "reason": f"malformed JSON: {exc}"}], 400)
         try:
+            if content_type == openmhealth.MEDIA_TYPE:
+                obj = openmhealth.to_upload(obj)
             batch = validate_upload(
                 obj, patient=device.patient_id, device=device.pk,
                 max_samples=settings.INGEST_MAX_SAMPLES, max_future_s=settings.INGEST_MAX_FUTURE_S,
@@ -150,6 +169,18 @@ class IngestBatchView(APIView):
 
 RESOLUTIONS = ("raw", "1m", "1h", "1d")
 MAX_POINTS = 1000
+# Decimals served per metric: what the sensors resolve and a chart can show. Heart rate,
+# HRV, energy and sleep minutes to 0.1; steps are counts, served as integers (an hourly
+# mean of minute counts too).
+DECIMALS = {"heart_rate": 1, "steps": 0, "sleep_stage": 1, "activity": 1, "hrv_rmssd": 1}
+
+
+def rounder(metric: str):
+    """A function rounding a number to the metric's decimals (None stays None)."""
+    digits = DECIMALS[metric]
+    if digits == 0:
+        return lambda v: None if v is None else int(round(v))
+    return lambda v: None if v is None else round(float(v), digits)
 
 
 def choose_resolution(patient_id: int, code: int, start: datetime, end: datetime) -> str:
@@ -185,6 +216,7 @@ def _check_points(patient_id: int, code: int, start: datetime, end: datetime, re
 
 class PatientSamplesView(APIView):
     permission_classes = [IsAuthenticated]
+    renderer_classes = [renderers.JSONRenderer, OpenMHealthRenderer]
 
     @extend_schema(
         parameters=[
@@ -192,13 +224,17 @@ class PatientSamplesView(APIView):
             OpenApiParameter("start", OpenApiTypes.DATETIME),
             OpenApiParameter("end", OpenApiTypes.DATETIME),
             OpenApiParameter("resolution", str, enum=["auto", *RESOLUTIONS]),
+            OpenApiParameter("limit", int, description="at most this many points (1 to "
+                             "SAMPLES_MAX_POINTS); `next_start` is where the rest begins"),
         ],
         responses={200: OpenApiTypes.OBJECT, **errors(400, 403, 404)},
         description="A patient's samples of one metric; `auto` serves at most about 1,000 points, "
                     "an explicit resolution at most SAMPLES_MAX_POINTS (10,000; 400 beyond).",
     )
     def get(self, request, patient_id: int):
-        patient_id = patient_or_404(request, patient_id).pk
+        patient = patient_or_404(request, patient_id)
+        patient_id = patient.pk
+        zone = zoneinfo.ZoneInfo(patient.timezone or "UTC")
         metric = request.query_params.get("metric")
         if metric not in METRICS:
             raise exceptions.ValidationError({"metric": f"must be one of {', '.join(METRICS)}"})
@@ -211,6 +247,12 @@ class PatientSamplesView(APIView):
         resolution = request.query_params.get("resolution", "auto")
         if resolution not in ("auto", *RESOLUTIONS):
             raise exceptions.ValidationError({"resolution": f"must be auto or one of {', '.join(RESOLUTIONS)}"})
+        limit = query.integer(request.query_params.get("limit"), "limit", settings.SAMPLES_MAX_POINTS,
+                              1, settings.SAMPLES_MAX_POINTS)
+        omh = isinstance(getattr(request, "accepted_renderer", None), OpenMHealthRenderer)
+        if omh and metric not in openmhealth.METRIC_SCHEMA:
+            raise exceptions.NotAcceptable(
+                f"Open mHealth is served for {', '.join(openmhealth.METRIC_SCHEMA)}; not for {metric}")
         code = METRICS[metric].code
         if resolution == "auto":
             resolution = choose_resolution(patient_id, code, start, end)
@@ -218,24 +260,70 @@ class PatientSamplesView(APIView):
             _check_points(patient_id, code, start, end, resolution)
         audit(request, patient_id, "read_samples", metric=metric, start=start.isoformat(),
               end=end.isoformat(), resolution=resolution)
+        r = rounder(metric)
+        next_start = None
         if metric == "sleep_stage" and resolution != "raw":
             rows = storage.read_sleep(patient_id, start, end)
-            points = [{"night": b.date().isoformat(), "stage": st, "minutes": round(m, 1)} for b, st, m in rows]
+            if len(rows) > limit:
+                next_start = rows[limit][0].isoformat()
+            points = [{"night": b.date().isoformat(), "stage": st, "minutes": r(m)} for b, st, m in rows[:limit]]
         else:
             rows = storage.read_series(patient_id, code, start, end, resolution)
+            if len(rows) > limit:
+                next_start = rows[limit][0].isoformat()
+            rows = rows[:limit]
+            if omh:
+                return Response(_omh_points(patient_id, metric, resolution, rows, r),
+                                headers={"X-Next-Start": next_start} if next_start else None)
             if resolution == "raw":
                 points = [
-                    {k: v for k, v in (("time", t.isoformat()), ("end", e.isoformat() if e else None),
-                                       ("value", val), ("label", lab)) if v is not None}
+                    {k: v for k, v in (("time", t.isoformat()), ("local_time", t.astimezone(zone).isoformat()),
+                                       ("end", e.isoformat() if e else None),
+                                       ("local_end", e.astimezone(zone).isoformat() if e else None),
+                                       ("value", r(val)), ("label", lab)) if v is not None}
                     for t, e, val, lab, *_ in rows
                 ]
             else:
                 points = [
-                    {"time": t.isoformat(), "mean": mean, "min": lo, "max": hi, "count": n, "sum": total}
+                    {"time": t.isoformat(), "local_time": t.astimezone(zone).isoformat(), "mean": r(mean),
+                     "min": r(lo), "max": r(hi), "count": n, "sum": r(total)}
                     for t, _, mean, _, n, lo, hi, total in rows
                 ]
         return Response({
             "patient": patient_id, "metric": metric, "unit": METRICS[metric].unit,
-            "resolution": resolution, "start": start.isoformat(), "end": end.isoformat(),
-            "points": points,
+            "decimals": DECIMALS[metric], "resolution": resolution, "timezone": patient.timezone,
+            "start": start.isoformat(), "end": end.isoformat(), "start_local": start.astimezone(zone).isoformat(),
+            "end_local": end.astimezone(zone).isoformat(), "limit": limit, "next_start": next_start, "points": points,
         })
+
+
+def _omh_points(patient_id: int, metric: str, resolution: str, rows, r) -> list[dict]:
+    """Rows of read_series as OMH data points: raw samples as measured; a rollup bucket as
+    the average heart rate, or the step count summed, over the bucket's interval."""
+    if resolution == "raw":
+        return [openmhealth.data_point(patient_id, metric, t, e, r(val))
+                for t, e, val, *_ in rows if val is not None]
+    width = timedelta(milliseconds=storage.ROLLUPS[resolution][1])
+    if metric == "heart_rate":
+        return [openmhealth.data_point(patient_id, metric, t, t + width, r(mean), statistic="average")
+                for t, _, mean, _, n, lo, hi, total in rows if mean is not None]
+    return [openmhealth.data_point(patient_id, metric, t, t + width, r(total))
+            for t, _, mean, _, n, lo, hi, total in rows if total is not None]
+
+
+class SampleSchemaView(APIView):
+    """The samples.v1 contract as JSON Schema (``ingest.contract``): the device upload and
+    the Kafka message. Public: it holds no data."""
+
+    authentication_classes: list = []
+    permission_classes = [AllowAny]
+
+    @extend_schema(responses={(200, "application/schema+json"): OpenApiTypes.OBJECT, **errors(404, 429)},
+                   description="`samples.v1.upload` (what POST ingest/batches takes) or "
+                               "`samples.v1.message` (the value on the samples.v1 Kafka topic).")
+    def get(self, request, name: str):
+        if name not in contract.SCHEMAS:
+            raise exceptions.NotFound(f"no schema {name[:40]!r}; known: {', '.join(contract.SCHEMAS)}")
+        body = (contract.upload_schema(settings.INGEST_MAX_SAMPLES) if name == "samples.v1.upload"
+                else contract.SCHEMAS[name]())
+        return HttpResponse(orjson.dumps(body), content_type="application/schema+json")

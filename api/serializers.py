@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import zoneinfo
 from datetime import timedelta
 
 from django.utils import timezone
@@ -121,11 +122,17 @@ class ConsentCreateSerializer(serializers.Serializer):
 
 class RecommendationSerializer(serializers.ModelSerializer):
     disclaimer = serializers.SerializerMethodField()
+    timezone = serializers.CharField(source="patient.timezone", read_only=True)
+    created_at_local = serializers.SerializerMethodField()
 
     class Meta:
         model = Recommendation
         fields = ["id", "rule", "category", "priority", "title", "message", "reason",
-                  "guideline", "day", "trigger", "alert", "status", "created_at", "disclaimer"]
+                  "guideline", "day", "trigger", "alert", "status", "created_at", "timezone",
+                  "created_at_local", "disclaimer"]
+
+    def get_created_at_local(self, obj) -> str | None:
+        return local_iso(obj.created_at, obj.patient.timezone)
 
     def get_disclaimer(self, obj) -> str:
         return DISCLAIMER
@@ -222,6 +229,54 @@ class AlertSerializer(serializers.ModelSerializer):
 
     def get_quieted(self, obj) -> bool:
         return bool(getattr(obj, "is_quieted", False))
+
+
+def local_iso(at, zone: str) -> str | None:
+    """An instant as ISO 8601 in the patient's time zone (with its offset), None for None."""
+    return None if at is None else at.astimezone(zoneinfo.ZoneInfo(zone or "UTC")).isoformat()
+
+
+class PatientAlertSerializer(serializers.ModelSerializer):
+    """An alert as the patient sees it: a plain-language title, what to do, and where it
+    stands. No evidence, detector parameters, notes, actions, assignee or verdict."""
+
+    title = serializers.SerializerMethodField()
+    what_to_do = serializers.SerializerMethodField()
+    status = serializers.SerializerMethodField(help_text="open, in_review or closed")
+    status_text = serializers.SerializerMethodField()
+    timezone = serializers.CharField(source="patient.timezone", read_only=True)
+    started_at_local = serializers.SerializerMethodField()
+    ended_at_local = serializers.SerializerMethodField()
+    opened_at_local = serializers.SerializerMethodField()
+    started_at = serializers.DateTimeField(source="window_start", read_only=True)
+    ended_at = serializers.DateTimeField(source="window_end", read_only=True)
+
+    class Meta:
+        model = Alert
+        fields = ["id", "title", "severity", "what_to_do", "status", "status_text", "timezone",
+                  "started_at", "started_at_local", "ended_at", "ended_at_local", "opened_at",
+                  "opened_at_local"]
+
+    def get_title(self, obj) -> str:
+        return presentation.title(obj.detector, obj.evidence, for_patient=True)
+
+    def get_what_to_do(self, obj) -> str:
+        return presentation.what_to_do(obj.detector, obj.severity)
+
+    def get_status(self, obj) -> str:
+        return presentation.patient_status(obj.status)[0]
+
+    def get_status_text(self, obj) -> str:
+        return presentation.patient_status(obj.status)[1]
+
+    def get_started_at_local(self, obj) -> str | None:
+        return local_iso(obj.window_start, obj.patient.timezone)
+
+    def get_ended_at_local(self, obj) -> str | None:
+        return local_iso(obj.window_end, obj.patient.timezone)
+
+    def get_opened_at_local(self, obj) -> str | None:
+        return local_iso(obj.opened_at, obj.patient.timezone)
 
 
 class AlertActionSerializer(serializers.ModelSerializer):

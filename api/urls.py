@@ -2,12 +2,13 @@
 
 from django.urls import path, re_path
 
-from api import care, fhir, forecasts, samples, views
+from api import care, enrolment, fhir, forecasts, samples, views
 
 urlpatterns = [
     # the device push endpoint and the samples store
     path("ingest/batches", samples.IngestBatchView.as_view(), name="ingest-batches"),
     path("patients/<int:patient_id>/samples", samples.PatientSamplesView.as_view(), name="patient-samples"),
+    re_path(r"^schemas/(?P<name>[a-z0-9.]{1,40})\.json$", samples.SampleSchemaView.as_view(), name="schemas"),
     # sign-in and who am I
     path("auth/token", views.TokenView.as_view(), name="auth-token"),
     path("auth/logout", views.LogoutView.as_view(), name="auth-logout"),
@@ -15,6 +16,13 @@ urlpatterns = [
     path("me", views.MeView.as_view(), name="me"),
     path("teams", views.TeamListView.as_view(), name="teams"),
     path("teams/<int:team_id>/audit.csv", views.TeamAuditExportView.as_view(), name="team-audit"),
+    # enrolment and the team's members (what a clinic's portal calls)
+    path("teams/<int:team_id>/invitations", enrolment.TeamInvitationsView.as_view(), name="team-invitations"),
+    path("teams/<int:team_id>/invitations/<int:invitation_id>/revoke", enrolment.TeamInvitationRevokeView.as_view(),
+         name="team-invitation-revoke"),
+    path("invitations/accept", enrolment.InvitationAcceptView.as_view(), name="invitation-accept"),
+    path("teams/<int:team_id>/members", enrolment.TeamMembersView.as_view(), name="team-members"),
+    path("teams/<int:team_id>/members/<int:clinician_id>", enrolment.TeamMemberView.as_view(), name="team-member"),
     # patients (a patient reads only themself; a clinician the consenting patients of their teams)
     path("patients", views.PatientListView.as_view(), name="patients"),
     path("patients/<int:patient_id>", views.PatientDetailView.as_view(), name="patient"),
@@ -33,6 +41,8 @@ urlpatterns = [
     path("patients/<int:patient_id>/context", views.ContextListView.as_view(), name="patient-context"),
     path("patients/<int:patient_id>/access-log", views.AccessLogView.as_view(), name="patient-access-log"),
     path("patients/<int:patient_id>/alerts", views.PatientAlertListView.as_view(), name="patient-alerts"),
+    path("patients/<int:patient_id>/alerts/<int:alert_id>", views.PatientAlertDetailView.as_view(),
+         name="patient-alert"),
     path("patients/<int:patient_id>/timeline", care.TimelineView.as_view(), name="patient-timeline"),
     path("patients/<int:patient_id>/thresholds", care.ThresholdListView.as_view(), name="patient-thresholds"),
     re_path(r"^patients/(?P<patient_id>[0-9]+)/thresholds/(?P<detector>[a-z0-9_.-]{1,48})$",

@@ -10,7 +10,9 @@ Every read of a patient's data writes an audit event.
 from __future__ import annotations
 
 import csv
+import dataclasses
 import io
+import zoneinfo
 from datetime import date, timedelta
 
 from django.contrib.auth import authenticate
@@ -47,7 +49,6 @@ from api import query
 from api.errors import ERR, error_response
 from api.lookup import patient_or_404
 from api.serializers import (
-    AlertSerializer,
     ConsentCreateSerializer,
     ConsentSerializer,
     ContextReportSerializer,
@@ -57,6 +58,7 @@ from api.serializers import (
     FeedbackResultSerializer,
     FeedbackSerializer,
     MeSerializer,
+    PatientAlertSerializer,
     PatientSerializer,
     PatientStatusSerializer,
     RecommendationSerializer,
@@ -89,6 +91,11 @@ def me_payload(user) -> dict:
         "clinician_id": clinician.pk if clinician else None,
         "teams": [{"id": t.pk, "name": t.name} for t in clinician.teams.all()] if clinician else [],
     }
+
+
+def local_today(patient) -> date:
+    """The patient's today, in their own time zone."""
+    return timezone.now().astimezone(zoneinfo.ZoneInfo(patient.timezone or "UTC")).date()
 
 
 def _parse_day(value: str | None, name: str, default: date) -> date:
@@ -322,6 +329,7 @@ class ConsentRevokeView(APIView):
 
 class DailySummarySerializer(serializers.Serializer):
     day = serializers.DateField()
+    partial = serializers.BooleanField(help_text="the patient's local today: the day is not over")
     resting_hr = serializers.FloatField(allow_null=True)
     mean_hr = serializers.FloatField(allow_null=True)
     hrv = serializers.FloatField(allow_null=True)
@@ -334,6 +342,8 @@ class DailySummariesSerializer(serializers.Serializer):
     patient = serializers.IntegerField()
     start = serializers.DateField()
     end = serializers.DateField()
+    timezone = serializers.CharField(help_text="the patient's time zone: days are its local days")
+    today = serializers.DateField(help_text="the patient's local today")
     baseline = serializers.DictField(allow_null=True)
     days = DailySummarySerializer(many=True)
 
@@ -341,13 +351,15 @@ class DailySummariesSerializer(serializers.Serializer):
 class DailySummaryView(APIView):
     @extend_schema(parameters=[
         OpenApiParameter("start", OpenApiTypes.DATE, description="first day (default: 29 days before end)"),
-        OpenApiParameter("end", OpenApiTypes.DATE, description="last day (default: today, UTC)"),
+        OpenApiParameter("end", OpenApiTypes.DATE, description="last day (default: the patient's local today)"),
     ], responses={200: DailySummariesSerializer, **ERR},
-        description="One row a day (UTC): resting and mean heart rate, HRV, steps, sleep, "
-                    "moderate-equivalent active minutes; and the resting heart-rate baseline.")
+        description="One row a day (the patient's local days): resting and mean heart rate, HRV, "
+                    "steps, sleep, moderate-equivalent active minutes; and the resting heart-rate "
+                    "baseline. Today's row has `partial: true`.")
     def get(self, request, patient_id: int):
         patient = patient_or_404(request, patient_id)
-        end = _parse_day(request.query_params.get("end"), "end", timezone.now().date())
+        today = local_today(patient)
+        end = _parse_day(request.query_params.get("end"), "end", today)
         start = _parse_day(request.query_params.get("start"), "start", end - timedelta(days=29))
         if start > end:
             raise exceptions.ValidationError({"start": "must not be after end"})
@@ -358,10 +370,12 @@ class DailySummaryView(APIView):
         shown = [d for d in days if d.day >= start]
         base = baseline(d.resting_hr for d in days[-29:-1])
         return Response({
-            "patient": patient.pk, "start": start, "end": end,
+            "patient": patient.pk, "start": start, "end": end, "timezone": patient.timezone,
+            "today": today,
             "baseline": None if base is None else {"metric": "resting_hr", "median": base.median,
                                                    "mad": base.mad, "days": base.days},
-            "days": [DailySummarySerializer(d).data for d in shown],
+            "days": [DailySummarySerializer({**dataclasses.asdict(d), "partial": d.day == today}).data
+                     for d in shown],
         })
 
 
@@ -392,7 +406,7 @@ class RecommendationListView(generics.ListAPIView):
     def get_queryset(self):
         patient = patient_or_404(self.request, self.kwargs["patient_id"])
         audit(self.request, patient.pk, "read_recommendations")
-        qs = Recommendation.objects.filter(patient=patient)
+        qs = Recommendation.objects.filter(patient=patient).select_related("patient")
         wanted = self.request.query_params.get("status", "active")
         if wanted not in ("active", "dismissed", "expired", "all"):
             raise exceptions.ValidationError({"status": "must be active, dismissed, expired or all"})
@@ -411,7 +425,9 @@ class FeedbackView(APIView):
     @extend_schema(request=FeedbackSerializer, responses={201: FeedbackResultSerializer, **ERR},
                    description="The patient says whether advice helped, dismisses it (it stays "
                                "away for a while), or gives context (alcohol, travel, illness, "
-                               "stress...), which annotates overlapping alerts.")
+                               "stress...), which annotates overlapping alerts. Once per "
+                               "recommendation: a second answers 409. Context already reported "
+                               "over the last day is not reported again.")
     def post(self, request, patient_id: int, recommendation_id: int):
         patient = patient_or_404(request, patient_id, self_only=True)
         rec = Recommendation.objects.filter(patient=patient, pk=recommendation_id).first()
@@ -422,6 +438,11 @@ class FeedbackView(APIView):
         data = body.validated_data
         ctx = None
         with transaction.atomic():
+            # Once per recommendation: the row lock makes two concurrent posts one 201 and one 409.
+            rec = Recommendation.objects.select_for_update().get(pk=rec.pk)
+            if Feedback.objects.filter(recommendation=rec).exists():
+                return error_response([{"field": "(request)",
+                                        "reason": "feedback on this advice was already sent"}], 409)
             fb = Feedback.objects.create(recommendation=rec, patient=patient, helpful=data["helpful"],
                                          dismissed=data["dismissed"], context=sorted(set(data["context"])),
                                          comment=data["comment"])
@@ -430,8 +451,10 @@ class FeedbackView(APIView):
                 rec.save(update_fields=["status"])
             if data["context"]:
                 now = timezone.now()
-                ctx = coaching_context.report(patient.pk, data["context"], now - timedelta(days=1),
-                                              now, source="feedback")
+                ctx = coaching_context.covering(patient.pk, data["context"], now - timedelta(days=1), now)
+                if ctx is None:
+                    ctx = coaching_context.report(patient.pk, data["context"], now - timedelta(days=1),
+                                                  now, source="feedback")
         return Response({"id": fb.pk, "recommendation": rec.pk, "helpful": fb.helpful,
                          "dismissed": fb.dismissed, "context": fb.context,
                          "context_report": ctx.pk if ctx else None}, status=status.HTTP_201_CREATED)
@@ -467,30 +490,36 @@ class ContextListView(generics.ListCreateAPIView):
 
 
 class PatientAlertListView(generics.ListAPIView):
-    """The patient's alerts (a patient reads their own; clinicians use the queue)."""
+    """The patient's alerts as the patient sees them (``PatientAlertSerializer``): a title
+    and what to do, never the care team's notes, actions or the detector's evidence.
+    Clinicians read the same view; their own is ``alerts/{id}``."""
 
-    serializer_class = AlertSerializer
+    serializer_class = PatientAlertSerializer
 
     @extend_schema(parameters=[
         OpenApiParameter("status", str, enum=list(states.STATUS_FILTERS)),
-    ], responses={200: AlertSerializer(many=True), **ERR})
+    ], responses={200: PatientAlertSerializer(many=True), **ERR})
     def get(self, request, *args, **kwargs):
         return super().get(request, *args, **kwargs)
 
     def get_queryset(self):
         patient = patient_or_404(self.request, self.kwargs["patient_id"])
         audit(self.request, patient.pk, "read_alerts")
-        qs = Alert.objects.filter(patient=patient).select_related("patient", "assigned_to__clinician")
+        qs = Alert.objects.filter(patient=patient).select_related("patient")
         wanted = self.request.query_params.get("status", states.ALL)
         return queries.by_status(qs, wanted).order_by("-opened_at", "-id")
 
-    def get_serializer_context(self):
-        return {**super().get_serializer_context(), "contexts": {}}
 
-    def list(self, request, *args, **kwargs):
-        page = self.paginate_queryset(self.get_queryset())
-        ctx = {**self.get_serializer_context(), "contexts": coaching_context.contexts_for(page)}
-        return self.get_paginated_response(self.serializer_class(page, many=True, context=ctx).data)
+class PatientAlertDetailView(APIView):
+    @extend_schema(responses={200: PatientAlertSerializer, **ERR},
+                   description="One of the patient's alerts as the patient sees it.")
+    def get(self, request, patient_id: int, alert_id: int):
+        patient = patient_or_404(request, patient_id)
+        alert = Alert.objects.filter(patient=patient, pk=alert_id).select_related("patient").first()
+        if alert is None:
+            raise exceptions.NotFound("no such alert")
+        audit(request, patient.pk, "read_alert", alert=alert.pk)
+        return Response(PatientAlertSerializer(alert).data)
 
 
 

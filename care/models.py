@@ -189,3 +189,47 @@ class AuditEvent(models.Model):
         db_table = "care_auditevent"
         ordering = ["-at"]
         indexes = [models.Index(fields=["patient", "at"])]
+
+
+INVITATION_PREFIX = "hsi_"
+
+
+class Invitation(models.Model):
+    """A one-time code from a team lead: accepting it creates the login, and for a patient
+    the patient with an assignment and a consent to the inviting team, for a clinician the
+    clinician with a membership in it. Only the code's SHA-256 is stored."""
+
+    PATIENT, CLINICIAN = "patient", "clinician"
+
+    team = models.ForeignKey(CareTeam, on_delete=models.CASCADE, related_name="invitations")
+    kind = models.CharField(max_length=16, choices=[(PATIENT, PATIENT), (CLINICIAN, CLINICIAN)])
+    role = models.CharField(max_length=32, default="clinician", help_text="a clinician's role in the team")
+    display_name = models.CharField(max_length=120)
+    code_hash = models.CharField(max_length=64, unique=True)
+    created_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL,
+                                   related_name="+")
+    created_at = models.DateTimeField(default=now)
+    expires_at = models.DateTimeField()
+    used_at = models.DateTimeField(null=True, blank=True)
+    used_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL,
+                                related_name="+")
+    revoked_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        db_table = "care_invitation"
+        ordering = ["-created_at", "-id"]
+
+    def __str__(self) -> str:
+        return f"Invitation {self.pk} ({self.kind}, team {self.team_id})"
+
+    @property
+    def state(self) -> str:
+        if self.used_at is not None:
+            return "used"
+        if self.revoked_at is not None:
+            return "revoked"
+        return "expired" if self.expires_at <= now() else "open"
+
+    @staticmethod
+    def new_code() -> str:
+        return INVITATION_PREFIX + secrets.token_urlsafe(24)

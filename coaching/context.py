@@ -2,6 +2,7 @@
 
 * ``contexts_for(alerts)``: the context reports overlapping each alert's window, to
   annotate alerts in the queue and the alert page (tags and dates; never free text).
+* ``covering(...)``: a report that already holds the given tags over a period.
 * ``report(...)``: record a context report, and quiet detectors for a stated time
   (``alerts.models.DetectorQuiet``; ``alerts.queries.quieted_detectors`` reads them).
 """
@@ -44,6 +45,15 @@ def contexts_for(alerts) -> dict[int, list[dict]]:
             if c.starts_at <= a.window_end and c.ends_at >= a.window_start
         ]
     return out
+
+
+def covering(patient_id: int, tags: list[str], starts_at: datetime, ends_at: datetime) -> ContextReport | None:
+    """The patient's newest report that already holds every tag and overlaps the period,
+    so that feedback repeating reported context does not report it twice."""
+    wanted = sorted(set(tags))
+    return (ContextReport.objects.filter(patient_id=patient_id, starts_at__lte=ends_at, ends_at__gte=starts_at,
+                                         tags__contains=wanted)
+            .order_by("-created_at", "-id").first())
 
 
 def report(patient_id: int, tags: list[str], starts_at: datetime, ends_at: datetime,

@@ -57,6 +57,7 @@ if TRUSTED_PROXIES:
     SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
 
 INSTALLED_APPS = [
+    "django.contrib.admin",  # every model, audited (api/admin.py)
     "django.contrib.auth",
     "django.contrib.contenttypes",
     "django.contrib.sessions",
@@ -158,9 +159,11 @@ LOGIN_URL = "/dashboard/login/"
 WHITENOISE_USE_FINDERS = True
 
 REST_FRAMEWORK = {
+    # The token class first: DRF takes the first class's authenticate_header for the
+    # WWW-Authenticate header, and without one it answers 403 instead of 401.
     "DEFAULT_AUTHENTICATION_CLASSES": [
-        "rest_framework.authentication.SessionAuthentication",
         "api.auth.TokenAuthentication",
+        "rest_framework.authentication.SessionAuthentication",
     ],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
@@ -216,6 +219,8 @@ SPECTACULAR_SETTINGS = {
         "ContextTagEnum": "coaching.models.CONTEXT_TAGS",
         "SeverityEnum": "alerts.states.SEVERITIES",
         "VerdictEnum": "alerts.states.VERDICTS",
+        "InvitationKindEnum": ["patient", "clinician"],
+        "TeamRoleEnum": "care.enrolment.ROLES",
     },
 }
 

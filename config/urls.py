@@ -1,3 +1,4 @@
+from django.contrib import admin
 from django.urls import include, path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerSplitView
 
@@ -12,4 +13,5 @@ urlpatterns = [
     path("api/v1/", include("api.urls")),
     path("fhir/R4/", include("api.fhir_urls")),
     path("dashboard/", include("api.dashboard.urls")),
+    path("admin/", admin.site.urls),
 ]

@@ -54,6 +54,7 @@ ROUTES = [
     Route("patient-context", "get", "/api/v1/patients/{p}/context", "both"),
     Route("patient-context", "post", "/api/v1/patients/{p}/context", "patient", "CONTEXT"),
     Route("patient-alerts", "get", "/api/v1/patients/{p}/alerts", "both"),
+    Route("patient-alert", "get", "/api/v1/patients/{p}/alerts/{a}", "both"),
     Route("patient-access-log", "get", "/api/v1/patients/{p}/access-log", "patient"),
     Route("patient-timeline", "get", "/api/v1/patients/{p}/timeline", "clinician"),
     Route("patient-thresholds", "get", "/api/v1/patients/{p}/thresholds", "clinician"),
@@ -85,11 +86,13 @@ LISTS = [
 ]
 # Routes that serve no patient's data (sign-in, who am I, team names).
 NOT_PATIENT_DATA = {"auth-token", "auth-logout", "auth-logout-all", "me", "teams", "login", "logout",
-                    "ingest-batches", "fhir-metadata"}
+                    "ingest-batches", "fhir-metadata", "schemas"}
 # Routes with their own access tests: team aggregates, the queue's bulk acknowledge, undoing
 # a snooze and the team's audit export (tests/api/test_quality.py,
 # tests/dashboard/test_queue_views.py, tests/alerts/test_workflow.py, tests/api/test_audit.py).
-OWN_TESTS = {"alert-quality", "quality", "bulk-acknowledge", "alert-unsnooze", "team-audit"}
+OWN_TESTS = {"alert-quality", "quality", "bulk-acknowledge", "alert-unsnooze", "team-audit",
+             # enrolment and team members: tests/api/test_enrolment.py
+             "team-invitations", "team-invitation-revoke", "invitation-accept", "team-members", "team-member"}
 
 
 def _body(route: Route, w: World):
@@ -174,6 +177,22 @@ def test_every_route_refuses_everyone_but_its_people_and_shows_them_nothing(worl
     client = _client(world, who, route.page)
     response = _call(client, route, _path(route, world, patient, alert), _body(route, world), route.page)
     _assert_refused_without_data(response, world, route.page, patient.display_name)
+
+
+API_ROUTES = [r for r in ROUTES + LISTS if not r.page] + [
+    Route("me", "get", "/api/v1/me", "both"), Route("teams", "get", "/api/v1/teams", "both"),
+    Route("auth-logout", "post", "/api/v1/auth/logout", "both"),
+]
+
+
+@pytest.mark.parametrize("route", API_ROUTES, ids=_ids(API_ROUTES))
+@pytest.mark.parametrize("who", ["anonymous", "revoked_device"])
+def test_every_api_route_answers_401_with_www_authenticate_when_signed_out(world, route, who):
+    client = _client(world, who, False)
+    response = _call(client, route, _path(route, world), _body(route, world), False)
+    assert response.status_code == 401, (response.status_code, response.content[:300])
+    assert response["WWW-Authenticate"] == "Token"
+    assert set(response.json()) == {"errors"}
 
 
 @pytest.mark.parametrize("route", ROUTES, ids=_ids(ROUTES))

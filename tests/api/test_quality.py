@@ -62,7 +62,7 @@ def test_the_endpoint_serves_the_clinicians_own_teams_and_refuses_patients_and_s
         "Sleep clinic B"}
     assert as_user(world.pat).get("/api/v1/alerts/quality").status_code == 403
     anonymous = api.get("/api/v1/alerts/quality")
-    assert anonymous.status_code == 403 and set(anonymous.json()) == {"errors"}
+    assert anonymous.status_code == 401 and set(anonymous.json()) == {"errors"}
 
 
 def test_the_quality_endpoint_and_the_verdict_are_in_the_openapi_schema(api):

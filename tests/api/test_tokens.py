@@ -107,4 +107,4 @@ def test_a_session_signs_out_through_the_api_too(world):
     c.force_login(world.pat.user)
     assert c.get("/api/v1/me").status_code == 200
     assert c.post("/api/v1/auth/logout").status_code == 204
-    assert c.get("/api/v1/me").status_code == 403
+    assert c.get("/api/v1/me").status_code == 401

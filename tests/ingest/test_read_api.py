@@ -63,7 +63,7 @@ def test_rollup_points_carry_mean_min_max_and_count(client, owner):
     r = get(client, owner.pk, metric="heart_rate", start=T0.isoformat(), end=(T0 + timedelta(days=1)).isoformat(),
             resolution="1h")
     first = r.json()["points"][0]
-    assert first == {"time": T0.isoformat(), "mean": 64.5, "min": 60.0, "max": 69.0, "count": 60, "sum": 3870.0}
+    assert first == {"time": T0.isoformat(), "local_time": T0.isoformat(), "mean": 64.5, "min": 60.0, "max": 69.0, "count": 60, "sum": 3870.0}
 
 
 def test_sleep_is_served_as_minutes_per_stage_per_night(client, owner):
@@ -105,7 +105,8 @@ def test_minute_points_are_binned_from_raw_rows(client, owner):
             resolution="1m")
     points = r.json()["points"]
     assert len(points) == 120
-    assert points[3] == {"time": (T0 + timedelta(minutes=3)).isoformat(), "mean": 63.0, "min": 63.0, "max": 63.0,
+    assert points[3] == {"time": (T0 + timedelta(minutes=3)).isoformat(),
+                         "local_time": (T0 + timedelta(minutes=3)).isoformat(), "mean": 63.0, "min": 63.0, "max": 63.0,
                          "count": 1, "sum": 63.0}
 
 
