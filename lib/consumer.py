@@ -176,10 +176,14 @@ class ConsumerLoop(Generic[T]):
             return
         self._lag_at = now
         lag = 0
-        for tp in consumer.assignment():
-            end = consumer.highwater(tp)
-            if end is not None:
-                lag += max(0, end - consumer.position(tp))
+        try:
+            for tp in consumer.assignment():
+                end = consumer.highwater(tp)
+                if end is not None:
+                    lag += max(0, end - consumer.position(tp, timeout_ms=100))
+        except Exception as exc:  # noqa: BLE001 - a gauge never stops the sink (broker down, rebalance)
+            log.debug("consumer lag not measured (%s)", type(exc).__name__)
+            return
         metrics.CONSUMER_LAG.labels(self.group_id).set(lag)
 
     def _take(self, tp: TopicPartition, message) -> None:
