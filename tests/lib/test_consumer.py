@@ -226,15 +226,20 @@ def _sink_process(case: Case, env: dict, group: str, log_path) -> subprocess.Pop
     return run_manage([case.command, "--group", group], env, stdout=log, stderr=subprocess.STDOUT)
 
 
+def _through_proxy(subprocess_env, db_proxy, settings) -> dict:
+    """A sink process's environment: short batches, PostgreSQL reached through the cuttable relay."""
+    db = settings.DATABASES["default"]
+    return dict(subprocess_env, SINK_BATCH_SECONDS="0.1", ALERT_SINK_BATCH_SECONDS="0.1",
+                DATABASE_URL=f"postgresql://{db['USER'] or 'postgres'}@127.0.0.1:{db_proxy.port}/{db['NAME']}")
+
+
 @pytest.mark.slow
 @pytest.mark.parametrize("kind", CASES)
 def test_sigterm_during_a_database_outage_gives_up_after_the_bounded_retry_and_the_next_run_writes_the_rest_once(
         kind, kafka_topics, subprocess_env, db_proxy, settings, tmp_path):
     case = CASES[kind]
     topic = kafka_topics[case.topic]
-    db = settings.DATABASES["default"]
-    env = dict(subprocess_env, SINK_BATCH_SECONDS="0.1", ALERT_SINK_BATCH_SECONDS="0.1",
-               DATABASE_URL=f"postgresql://{db['USER'] or 'postgres'}@127.0.0.1:{db_proxy.port}/{db['NAME']}")
+    env = _through_proxy(subprocess_env, db_proxy, settings)
     patient = Patient.objects.create(display_name=f"outage {kind}").pk
     key = kafka.patient_key(patient)
     group = f"outage-{kafka_topics['suffix']}"
@@ -286,9 +291,7 @@ def test_sigterm_during_a_short_database_outage_finishes_the_batch_and_commits(
         kind, kafka_topics, subprocess_env, db_proxy, settings, tmp_path):
     case = CASES[kind]
     topic = kafka_topics[case.topic]
-    db = settings.DATABASES["default"]
-    env = dict(subprocess_env, SINK_BATCH_SECONDS="0.1", ALERT_SINK_BATCH_SECONDS="0.1",
-               DATABASE_URL=f"postgresql://{db['USER'] or 'postgres'}@127.0.0.1:{db_proxy.port}/{db['NAME']}")
+    env = _through_proxy(subprocess_env, db_proxy, settings)
     patient = Patient.objects.create(display_name=f"short outage {kind}").pk
     key = kafka.patient_key(patient)
     group = f"short-{kafka_topics['suffix']}"
