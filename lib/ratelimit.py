@@ -40,6 +40,16 @@ def hit(scope: str, key: str | int, limit: int, window_s: int = 60) -> int | Non
     except (redis.ConnectionError, redis.TimeoutError, redis.BusyLoadingError) as exc:
         _fail_open(scope, exc)
         return None
+    except ValueError as exc:
+        # redis-py closes a connection's read buffer when a read times out; a reply that
+        # then arrives on it raises "I/O operation on closed file" (redis/redis-py#787,
+        # #947). That is a dead connection, not a bug here: drop the pool's connections
+        # so the next check reconnects, and fail open as for any unreachable Redis.
+        if "closed file" not in str(exc):
+            raise
+        client().connection_pool.disconnect()
+        _fail_open(scope, exc)
+        return None
     if count > limit:
         return max(1, int(window_s - now % window_s))
     return None

@@ -63,6 +63,48 @@ def test_the_rate_limiter_lets_uploads_through_with_one_warning_while_redis_is_u
     assert len(warnings) == 1
 
 
+def test_a_redis_connection_whose_buffer_was_closed_fails_open_and_is_dropped(monkeypatch, caplog):
+    """redis-py raises ValueError("I/O operation on closed file") on a connection whose
+    read timed out (seen under load in CI as a 500 on an upload); the limiter fails open
+    and disconnects the pool, and any other ValueError stays a bug."""
+    dropped = []
+
+    class Pipe:
+        def __init__(self, message):
+            self.message = message
+
+        def incr(self, name):
+            pass
+
+        def expire(self, name, seconds):
+            pass
+
+        def execute(self):
+            raise ValueError(self.message)
+
+    class Client:
+        message = "I/O operation on closed file."
+
+        class connection_pool:  # noqa: N801
+            @staticmethod
+            def disconnect():
+                dropped.append(True)
+
+        def pipeline(self, transaction):
+            return Pipe(self.message)
+
+    fake = Client()
+    monkeypatch.setattr(ratelimit, "_client", fake)
+    ratelimit._last_warning.clear()
+    with caplog.at_level(logging.WARNING):
+        assert ratelimit.hit("ingest", 1, limit=1) is None
+    assert dropped == [True]
+    assert any("failing open" in r.getMessage() for r in caplog.records)
+    fake.message = "a bug"
+    with pytest.raises(ValueError, match="a bug"):
+        ratelimit.hit("ingest", 1, limit=1)
+
+
 @pytest.mark.django_db
 def test_an_upload_is_accepted_while_redis_is_unreachable(kafka_topics, patient_with_device, client,
                                                          redis_unreachable):
