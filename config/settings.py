@@ -269,6 +269,14 @@ DETECTOR_TAKE_WITHIN_S = env_float("DETECTOR_TAKE_WITHIN_S", 0.5, minimum=0.0)
 DETECTOR_REBALANCE_TIMEOUT_S = env_float("DETECTOR_REBALANCE_TIMEOUT_S", 60.0)
 DETECTOR_SESSION_TIMEOUT_S = env_float("DETECTOR_SESSION_TIMEOUT_S", 10.0)
 DETECTOR_MAX_POLL_INTERVAL_S = env_float("DETECTOR_MAX_POLL_INTERVAL_S", 300.0)
+# Faust's processing guarantee. at_least_once (the default): state and alerts are acked
+# before offsets commit, and re-deliveries are dropped by offset and batch id
+# (streams/processor.py). exactly_once runs each partition in a Kafka transaction
+# (docs/exactly-once.md has the trial on the 3-broker cluster and its cost).
+DETECTOR_PROCESSING_GUARANTEE = env_str("DETECTOR_PROCESSING_GUARANTEE", "at_least_once")
+if DETECTOR_PROCESSING_GUARANTEE not in ("at_least_once", "exactly_once"):
+    raise ImproperlyConfigured(
+        f"DETECTOR_PROCESSING_GUARANTEE must be at_least_once or exactly_once, not {DETECTOR_PROCESSING_GUARANTEE!r}")
 # How often workers re-read clinicians' per-patient overrides (DetectorThreshold rows).
 DETECTOR_THRESHOLDS_REFRESH_S = env_float("DETECTOR_THRESHOLDS_REFRESH_S", 10.0)
 ALERT_SINK_BATCH_MESSAGES = env_int("ALERT_SINK_BATCH_MESSAGES", 500, minimum=1)

@@ -154,6 +154,9 @@ def consumer(group_id: str, topics: list[str], **overrides) -> KafkaConsumer:
         # a group that joined before it saw a topic's partitions is assigned nothing until
         # the next metadata refresh: 30 s, not the client's default 5 minutes
         metadata_max_age_ms=30_000,
+        # records of an aborted transaction (a detector worker in exactly_once mode that
+        # died mid-transaction) are never read; without transactions this changes nothing
+        isolation_level="read_committed",
     )
     options.update(overrides)
     c = KafkaConsumer(**options)

@@ -59,10 +59,17 @@ def create_app(*, thresholds: ThresholdCache | None = None) -> faust.App:
         producer_max_request_size=8 << 20,
         producer_linger_ms=5,
         web_enabled=False,
-        stream_wait_empty=False,
+        # A rebalance or a stop waits for the batch in hand to finish (its alerts and
+        # changelog records acked, its offsets committed) before the partitions go. With
+        # False, a batch still running after its partitions were revoked wrote its older
+        # state to the changelog after the new owner had moved on; when the partitions
+        # came back, that stale state was restored and the samples between were skipped
+        # (seen as alerts differing from a replay when a third worker joined and left).
+        stream_wait_empty=True,
         stream_buffer_maxsize=max(4096, 2 * settings.DETECTOR_TAKE_MESSAGES),
         broker_max_poll_records=2000,
         table_standby_replicas=0,
+        processing_guarantee=settings.DETECTOR_PROCESSING_GUARANTEE,
     )
     def raw() -> faust.Schema:
         return faust.Schema(key_type=bytes, value_type=bytes, key_serializer="raw",
@@ -133,7 +140,10 @@ def create_app(*, thresholds: ThresholdCache | None = None) -> faust.App:
 
     def persisted(fut) -> None:
         meta = fut.result()
-        table.data.set_persisted_offset(meta.topic_partition, meta.offset)
+        if app.in_transaction:  # exactly_once: the offset is the store's once its transaction commits
+            app.tables.persist_offset_on_commit(table.data, meta.topic_partition, meta.offset)
+        else:
+            table.data.set_persisted_offset(meta.topic_partition, meta.offset)
 
     @app.on_partitions_revoked.connect  # type: ignore[arg-type]
     async def _revoked(sender, revoked, **kwargs):  # noqa: ARG001

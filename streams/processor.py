@@ -5,7 +5,11 @@ value), groups them by patient, runs each patient's ``PatientMonitor`` over the 
 samples and returns the alerts to send and the new state to store. A patient's
 stored state carries the offset of the last message applied to it (a patient always
 lives in the same partition), so a message re-delivered after a crash (state already
-written, offset not yet committed) is skipped: none applied twice.
+written, offset not yet committed) is skipped: none applied twice. A batch that
+reaches the topic twice under two offsets (a produce that timed out had landed, and
+the phone re-sent the batch) is dropped by its batch id: the state keeps digests of
+the patient's last ``RECENT_BATCHES`` batch ids, as the ingest sink keeps one row per
+(patient, batch id).
 
 The caller (the Faust agent) sends the alerts and waits for the broker's ack *before*
 writing the state: a crash in between replays the messages and re-sends the same
@@ -28,6 +32,7 @@ as before, and logged), and baselines older than ``history_days`` are not replay
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import pickle
 import zlib
@@ -63,6 +68,7 @@ class ProcessorStats:
     messages: int = 0
     samples: int = 0
     skipped_redelivered: int = 0
+    skipped_repeated_batches: int = 0  # same batch id under a new offset
     unreadable: int = 0
     alerts: int = 0
     late: int = 0  # samples behind the patient's judged minutes
@@ -73,8 +79,8 @@ class Unreadable(ValueError):
     """A samples.v1 message the worker cannot read."""
 
 
-def read_envelope(raw: bytes) -> tuple[int, list]:
-    """A samples.v1 message's patient and raw sample dicts (the envelope checked)."""
+def read_envelope(raw: bytes) -> tuple[int, list, str | None]:
+    """A samples.v1 message's patient, raw sample dicts and batch id (the envelope checked)."""
     try:
         obj = orjson.loads(raw)
     except orjson.JSONDecodeError as exc:
@@ -86,7 +92,19 @@ def read_envelope(raw: bytes) -> tuple[int, list]:
         raise Unreadable("patient must be a positive integer")
     if not isinstance(samples, list) or not samples:
         raise Unreadable("samples must be a non-empty list")
-    return patient, samples
+    batch_id = obj.get("batch_id")
+    return patient, samples, batch_id if isinstance(batch_id, str) and batch_id else None
+
+
+#: How many of a patient's latest batch ids the state remembers (6 bytes each): a phone
+#: re-sends a batch within minutes, and 32 uploads are 8 hours of a 15-minute cadence.
+RECENT_BATCHES = 32
+_DIGEST = 6
+
+
+def batch_digest(batch_id: str) -> bytes:
+    """6 bytes of BLAKE2b: a false repeat among 32 remembered ids has odds ~1e-13."""
+    return hashlib.blake2b(batch_id.encode(), digest_size=_DIGEST).digest()
 
 
 def to_samples(records: list) -> Samples:
@@ -107,6 +125,16 @@ class PatientState:
 
     monitor: PatientMonitor
     offset: int = -1  # last samples.v1 offset applied
+    # digests of the last RECENT_BATCHES batch ids applied, newest last (a class default,
+    # so states pickled before this field load with none remembered)
+    batches: bytes = b""
+
+    def seen(self, digest: bytes) -> bool:
+        b = self.batches
+        return any(b[i:i + _DIGEST] == digest for i in range(0, len(b), _DIGEST))
+
+    def remember(self, digest: bytes) -> None:
+        self.batches = (self.batches + digest)[-RECENT_BATCHES * _DIGEST:]
 
     def dumps(self) -> bytes:
         """The pickled state, zlib-compressed (level 6) with a preset dictionary.
@@ -185,7 +213,7 @@ class DetectorProcessor:
         for offset, value in sorted(items):
             self.stats.messages += 1
             try:
-                who, recs = read_envelope(value)
+                who, recs, batch_id = read_envelope(value)
             except Unreadable as exc:
                 self.stats.unreadable += 1
                 log.warning("unreadable samples message at offset %d: %s", offset, str(exc)[:200])
@@ -200,9 +228,15 @@ class DetectorProcessor:
             if offset <= state.offset:
                 self.stats.skipped_redelivered += 1
                 continue
+            last = max(last, offset)
+            if batch_id is not None:
+                digest = batch_digest(batch_id)
+                if state.seen(digest):
+                    self.stats.skipped_repeated_batches += 1
+                    continue
+                state.remember(digest)
             records.extend(recs)
             per_message.append((offset, recs))
-            last = max(last, offset)
         if state is None or patient is None:
             return
         try:

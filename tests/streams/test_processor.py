@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import pytest
 
-from streams.processor import DetectorProcessor, PatientState
+from streams.processor import RECENT_BATCHES, DetectorProcessor, PatientState, batch_digest
 from streams.replay import upload_message
 
 T0 = 1_767_225_600_000  # 2026-01-01 UTC
@@ -43,6 +43,36 @@ def test_a_batch_of_only_redelivered_messages_changes_nothing():
     proc.forget()
     out = proc.process([(b"3", 5, msg(3, 0))], table.get)
     assert out.states == {} and out.alerts == []
+
+
+def test_a_batch_that_reached_the_topic_twice_under_two_offsets_is_applied_once():
+    """A produce that timed out had landed, and the phone re-sent the batch: two
+    messages, one batch id. The second is dropped, before and after a restart."""
+    proc = DetectorProcessor(lateness_s=600)
+    table: dict[bytes, bytes] = {}
+    table.update(proc.process([(b"7", 10, msg(7, 0)), (b"7", 11, msg(7, 0))], table.get).states)
+    assert proc.stats.samples == 15 and proc.stats.skipped_repeated_batches == 1
+    assert PatientState.loads(table[b"7"]).offset == 11  # the repeat's offset is done with too
+
+    again = DetectorProcessor(lateness_s=600)  # restarted: only the changelog's state
+    out = again.process([(b"7", 12, msg(7, 0)), (b"7", 13, msg(7, 1))], table.get)
+    assert again.stats.skipped_repeated_batches == 1
+    assert again.stats.samples == 15
+    assert PatientState.loads(out.states[b"7"]).offset == 13
+
+
+def test_the_state_remembers_only_the_latest_batch_ids_and_a_state_from_before_loads():
+    proc = DetectorProcessor(lateness_s=600)
+    table: dict[bytes, bytes] = {}
+    for i in range(RECENT_BATCHES + 1):
+        table.update(proc.process([(b"7", i, msg(7, i))], table.get).states)
+    state = PatientState.loads(table[b"7"])
+    assert not state.seen(batch_digest("b7-0")) and state.seen(batch_digest(f"b7-{RECENT_BATCHES}"))
+    assert len(state.batches) == RECENT_BATCHES * 6
+
+    del state.__dict__["batches"]  # as pickled before the field existed
+    old = PatientState.loads(state.dumps())
+    assert old.batches == b"" and not old.seen(batch_digest("b7-1"))
 
 
 def test_an_unreadable_message_is_counted_and_the_rest_of_the_batch_applied():

@@ -37,5 +37,5 @@ class Command(BaseCommand):
         finally:
             s = app.detector_processor.stats
             log.info("detector worker stopped: %d messages, %d samples, %d alerts, "
-                     "%d re-delivered skipped, %d unreadable", s.messages, s.samples, s.alerts,
-                     s.skipped_redelivered, s.unreadable)
+                     "%d re-delivered skipped, %d repeated batches dropped, %d unreadable", s.messages,
+                     s.samples, s.alerts, s.skipped_redelivered, s.skipped_repeated_batches, s.unreadable)
