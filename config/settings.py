@@ -284,6 +284,9 @@ NOTIFY_SWEEP_S = env_float("NOTIFY_SWEEP_S", 10.0, minimum=1.0)
 NOTIFY_MAX_ATTEMPTS = env_int("NOTIFY_MAX_ATTEMPTS", 6, minimum=1)
 NOTIFY_RETRY_BASE_S = env_float("NOTIFY_RETRY_BASE_S", 30.0, minimum=0.0)
 NOTIFY_BASE_URL = env_str("NOTIFY_BASE_URL", "http://127.0.0.1:8000")
+# Webhooks go to public addresses only (no SSRF): refused at configuration and at each
+# delivery (alerts/notify/targets.py). On for a receiver on this machine (make run's).
+NOTIFY_WEBHOOK_ALLOW_PRIVATE = env_bool("NOTIFY_WEBHOOK_ALLOW_PRIVATE", False)
 
 # --- Celery ---
 CELERY_BROKER_URL = env_str("CELERY_BROKER_URL", REDIS_URL)
