@@ -248,6 +248,12 @@ SAMPLES_RETENTION_DAYS = env_int("SAMPLES_RETENTION_DAYS", 730, minimum=1)
 # "auto" uses TimescaleDB when the extension can be created, else plain PostgreSQL.
 STORAGE_DIALECT = env_str("STORAGE_DIALECT", "auto")
 DATA_UPLOAD_MAX_MEMORY_SIZE = INGEST_MAX_BODY_BYTES
+# Export files uploaded for import (POST /api/v1/patients/{id}/imports): at most
+# IMPORT_MAX_BYTES each, kept in IMPORT_DIR (mode 0700) until their job ends; the job
+# writes its progress at most every IMPORT_PROGRESS_S.
+IMPORT_MAX_BYTES = env_int("IMPORT_MAX_BYTES", 200 * 1024 * 1024, minimum=1024)
+IMPORT_DIR = Path(env_str("IMPORT_DIR", str(VAR_DIR / "imports")))
+IMPORT_PROGRESS_S = env_float("IMPORT_PROGRESS_S", 1.0, minimum=0.0)
 
 # --- Detectors (streams/) and the alert sink (alerts/) ---
 DETECTOR_APP_ID = env_str("DETECTOR_APP_ID", "healthstream-detectors")
