@@ -16,7 +16,7 @@ import zoneinfo
 from django.conf import settings
 from django.db import transaction
 from django.urls import reverse
-from drf_spectacular.utils import extend_schema
+from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import exceptions, generics, serializers, status
 from rest_framework.parsers import MultiPartParser
 from rest_framework.response import Response
@@ -75,10 +75,13 @@ class ImportListView(generics.ListAPIView):
         return ImportJob.objects.filter(patient=patient)
 
     @extend_schema(request={"multipart/form-data": ImportUploadSerializer},
-                   responses={202: ImportJobSerializer, **errors(400, 401, 403, 404, 413, 429)},
-                   description="Upload one export file for import. It is imported in the background "
-                               "through the same path as live data; follow the job at its Location. "
-                               f"At most IMPORT_MAX_BYTES ({settings.IMPORT_MAX_BYTES:,} by default).")
+                   responses={202: ImportJobSerializer, **errors(400, 401, 403, 404, 413, 415, 429)},
+                   parameters=[OpenApiParameter("Location", str, OpenApiParameter.HEADER, response=[202],
+                                                description="the job's URL")],
+                   description="Upload one export file for import (multipart, the field `file`). It is "
+                               "imported in the background through the same path as live data; follow "
+                               "the job at its Location. At most IMPORT_MAX_BYTES (200 MiB by default): "
+                               "413 over it.")
     def post(self, request, patient_id: int):
         patient = patient_or_404(request, patient_id)
         limit = settings.IMPORT_MAX_BYTES

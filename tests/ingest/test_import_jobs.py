@@ -240,3 +240,25 @@ def test_an_unavailable_broker_is_retried_with_backoff_then_the_job_fails_saying
 
 class _Retry(Exception):
     pass
+
+
+def test_an_entity_bomb_in_an_uploaded_xml_ends_failed_quickly_without_expanding(
+        kafka_topics, patient_with_device, settings, tmp_path):
+    """Uploads come from anyone with access: nested entities (a "billion laughs") are
+    stopped by the XML parser's amplification limit, and the job fails saying where."""
+    patient, _, _ = patient_with_device
+    settings.IMPORT_DIR = tmp_path / "imports"
+    entities = '<!ENTITY a0 "xxxxxxxxxx">' + "".join(
+        f'<!ENTITY a{i} "{f"&a{i - 1};" * 10}">' for i in range(1, 10))
+    bomb = tmp_path / "export.xml"
+    bomb.write_text(f'<?xml version="1.0"?><!DOCTYPE HealthData [{entities}]><HealthData locale="en">'
+                    '<Record type="HKQuantityTypeIdentifierHeartRate" unit="count/min" '
+                    'startDate="2024-01-02 08:00:00 +0100" endDate="2024-01-02 08:00:00 +0100" value="&a9;"/>'
+                    "</HealthData>")
+    job = _job_for(patient, bomb, settings)
+    started = time.monotonic()
+    assert tasks.run_import_job.apply(args=[job.pk]).get() == "failed"
+    assert time.monotonic() - started < 10
+    job.refresh_from_db()
+    assert job.error.startswith("export.xml: the XML is malformed or cut short at line 1, column")
+    assert job.error.endswith("Nothing was sent.")
