@@ -24,14 +24,12 @@ from rest_framework.views import APIView
 
 from api.errors import error_response, errors
 from api.lookup import patient_or_404
+from api.parsers import ENVELOPE_BYTES
 from care.access import audit
 from care.models import AuditEvent
 from ingest import uploads
 from ingest.models import ImportJob
 from ingest.readers import DATE_ORDERS, FORMATS
-
-#: Room for the multipart envelope and the small fields around the file.
-_ENVELOPE_BYTES = 64 * 1024
 
 
 class ImportJobSerializer(serializers.ModelSerializer):
@@ -86,7 +84,7 @@ class ImportListView(generics.ListAPIView):
         patient = patient_or_404(request, patient_id)
         limit = settings.IMPORT_MAX_BYTES
         length = int(request.META.get("CONTENT_LENGTH") or 0)
-        if length > limit + _ENVELOPE_BYTES:  # refused before a byte of the body is read
+        if length > limit + ENVELOPE_BYTES:  # not read (api.parsers.OversizeUploadHandler)
             return _refuse("file", f"the upload is {length:,} bytes, over the limit of {limit:,}", 413)
         if not (request.content_type or "").startswith("multipart/form-data"):
             return _refuse("(body)", "send the file as multipart/form-data in the field 'file'",

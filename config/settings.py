@@ -254,6 +254,11 @@ DATA_UPLOAD_MAX_MEMORY_SIZE = INGEST_MAX_BODY_BYTES
 IMPORT_MAX_BYTES = env_int("IMPORT_MAX_BYTES", 200 * 1024 * 1024, minimum=1024)
 IMPORT_DIR = Path(env_str("IMPORT_DIR", str(VAR_DIR / "imports")))
 IMPORT_PROGRESS_S = env_float("IMPORT_PROGRESS_S", 1.0, minimum=0.0)
+FILE_UPLOAD_HANDLERS = [
+    "api.parsers.OversizeUploadHandler",  # a body over IMPORT_MAX_BYTES is never read
+    "django.core.files.uploadhandler.MemoryFileUploadHandler",
+    "django.core.files.uploadhandler.TemporaryFileUploadHandler",
+]
 
 # --- Detectors (streams/) and the alert sink (alerts/) ---
 DETECTOR_APP_ID = env_str("DETECTOR_APP_ID", "healthstream-detectors")

@@ -207,3 +207,30 @@ def test_the_dashboard_patient_page_shows_the_imports_with_status_counts_and_err
     assert "export.xml" in section and "st-failed" in section
     assert "cut short at line 31, column 4" in section
     assert "<td>7</td><td>4</td>" in section
+
+
+def test_a_session_signed_body_over_the_limit_is_not_parsed_and_answers_413(world, client, settings):
+    """A session client's POST is read by the CSRF check before the view runs: the first
+    upload handler leaves a body over the limit unread, and the view answers 413."""
+    settings.IMPORT_MAX_BYTES = 1024
+    client.force_login(world.pat.user)
+    body = (b"--b\r\nContent-Disposition: form-data; name=\"file\"; filename=\"x.json\"\r\n\r\n"
+            + b"[" + b" " * 100_000 + b"]\r\n--b--\r\n")
+    r = client.generic("POST", f"/api/v1/patients/{world.pat.pk}/imports", body,
+                       content_type="multipart/form-data; boundary=b")
+    assert r.status_code == 413, r.content
+    assert r.json()["errors"][0]["field"] == "file"
+    assert not ImportJob.objects.exists()
+
+
+def test_the_first_upload_handler_leaves_an_oversize_body_unread(settings):
+    from io import BytesIO
+
+    from api.parsers import ENVELOPE_BYTES, OversizeUploadHandler
+
+    settings.IMPORT_MAX_BYTES = 1024
+    stream = BytesIO(b"x" * 10)
+    handler = OversizeUploadHandler()
+    post, files = handler.handle_raw_input(stream, {}, 1024 + ENVELOPE_BYTES + 1, b"b")
+    assert (dict(post), dict(files), stream.tell()) == ({}, {}, 0)
+    assert handler.handle_raw_input(stream, {}, 1024, b"b") is None
