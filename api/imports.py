@@ -89,6 +89,11 @@ class ImportListView(generics.ListAPIView):
         if not (request.content_type or "").startswith("multipart/form-data"):
             return _refuse("(body)", "send the file as multipart/form-data in the field 'file'",
                            status.HTTP_415_UNSUPPORTED_MEDIA_TYPE)
+        pending = ImportJob.objects.filter(patient=patient, status__in=[ImportJob.QUEUED, ImportJob.RUNNING])
+        if pending.count() >= settings.IMPORT_MAX_PENDING:
+            return error_response([{"field": "(request)", "reason": f"{settings.IMPORT_MAX_PENDING} imports are "
+                                    "still in progress for this patient; upload again when one has ended"}],
+                                  429, headers={"Retry-After": "60"})
         files = request.FILES.getlist("file")
         others = sorted(set(request.FILES) - {"file"})
         if others:

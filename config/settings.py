@@ -250,10 +250,13 @@ STORAGE_DIALECT = env_str("STORAGE_DIALECT", "auto")
 DATA_UPLOAD_MAX_MEMORY_SIZE = INGEST_MAX_BODY_BYTES
 # Export files uploaded for import (POST /api/v1/patients/{id}/imports): at most
 # IMPORT_MAX_BYTES each, kept in IMPORT_DIR (mode 0700) until their job ends; the job
-# writes its progress at most every IMPORT_PROGRESS_S.
+# writes its progress at most every IMPORT_PROGRESS_S. The API and the Celery workers
+# must share IMPORT_DIR (one machine, or a shared volume).
 IMPORT_MAX_BYTES = env_int("IMPORT_MAX_BYTES", 200 * 1024 * 1024, minimum=1024)
 IMPORT_DIR = Path(env_str("IMPORT_DIR", str(VAR_DIR / "imports")))
 IMPORT_PROGRESS_S = env_float("IMPORT_PROGRESS_S", 1.0, minimum=0.0)
+# Unfinished (queued or running) uploads a patient may have at once: 429 beyond.
+IMPORT_MAX_PENDING = env_int("IMPORT_MAX_PENDING", 3, minimum=1)
 FILE_UPLOAD_HANDLERS = [
     "api.parsers.OversizeUploadHandler",  # a body over IMPORT_MAX_BYTES is never read
     "django.core.files.uploadhandler.MemoryFileUploadHandler",

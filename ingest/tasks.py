@@ -47,6 +47,10 @@ def storage_maintenance() -> dict:
         return {"dropped": dropped}
 
 
+MISSING_FILE = ("the uploaded file is not in IMPORT_DIR on this worker (deleted, or IMPORT_DIR is not "
+                "shared with the API); upload it again")
+
+
 @shared_task(bind=True, name="ingest.tasks.run_import_job", ignore_result=True, max_retries=3)
 def run_import_job(self, job_id: int) -> str:
     """Import one uploaded export (``ingest.models.ImportJob``) with the same code as
@@ -63,7 +67,7 @@ def run_import_job(self, job_id: int) -> str:
     job = ImportJob.objects.get(pk=job_id)
     log.info("import job %s started (%s, %d bytes)", job.pk, job.format, job.size_bytes)
     if not job.stored_path or not Path(job.stored_path).is_file():
-        return _end(job, ImportJob.FAILED, None, "the uploaded file is no longer there; upload it again")
+        return _end(job, ImportJob.FAILED, None, MISSING_FILE)
     last_write = time.monotonic()
 
     def progress(_records: int, summary: ImportSummary) -> None:

@@ -234,3 +234,16 @@ def test_the_first_upload_handler_leaves_an_oversize_body_unread(settings):
     post, files = handler.handle_raw_input(stream, {}, 1024 + ENVELOPE_BYTES + 1, b"b")
     assert (dict(post), dict(files), stream.tell()) == ({}, {}, 0)
     assert handler.handle_raw_input(stream, {}, 1024, b"b") is None
+
+
+def test_a_patient_with_imports_still_in_progress_at_the_limit_is_answered_429(world, as_user, settings):
+    settings.IMPORT_MAX_PENDING = 2
+    for status in (ImportJob.QUEUED, ImportJob.RUNNING, ImportJob.DONE):
+        ImportJob.objects.create(patient=world.pat, original_name="x.json", format="fitbit-steps-json",
+                                 status=status)
+    r = upload(as_user(world.pat), world.pat.pk, file=fitbit_file())
+    assert r.status_code == 429 and r["Retry-After"] == "60"
+    assert reason(r) == ("(request)", "2 imports are still in progress for this patient; "
+                                      "upload again when one has ended")
+    ImportJob.objects.filter(status=ImportJob.RUNNING).update(status=ImportJob.FAILED)
+    assert upload(as_user(world.pat), world.pat.pk, file=fitbit_file()).status_code == 202

@@ -184,7 +184,8 @@ def test_a_job_whose_file_is_missing_ends_failed_saying_so(kafka_topics, patient
                                    stored_path=str(tmp_path / "imports" / "gone" / "export.xml"))
     assert tasks.run_import_job.apply(args=[job.pk]).get() == "failed"
     job.refresh_from_db()
-    assert job.error == "the uploaded file is no longer there; upload it again"
+    assert job.error == ("the uploaded file is not in IMPORT_DIR on this worker (deleted, or IMPORT_DIR is "
+                         "not shared with the API); upload it again")
 
 
 def test_discard_never_deletes_outside_the_import_folder(settings, tmp_path):
