@@ -26,8 +26,9 @@ COPY bench ./bench
 COPY manage.py ./
 COPY deploy/entrypoint.sh /usr/local/bin/healthstream
 RUN pip install --no-compile . \
-    && mkdir -p "$HEALTHSTREAM_VAR_DIR" "$PROMETHEUS_MULTIPROC_DIR" \
-    && chown healthstream "$HEALTHSTREAM_VAR_DIR" "$PROMETHEUS_MULTIPROC_DIR" \
+    && mkdir -p "$HEALTHSTREAM_VAR_DIR/imports" "$PROMETHEUS_MULTIPROC_DIR" \
+    && chown healthstream "$HEALTHSTREAM_VAR_DIR" "$HEALTHSTREAM_VAR_DIR/imports" "$PROMETHEUS_MULTIPROC_DIR" \
+    && chmod 0700 "$HEALTHSTREAM_VAR_DIR/imports" \
     && chmod 0755 /usr/local/bin/healthstream
 
 USER healthstream

@@ -25,8 +25,8 @@ from simple_history.admin import SimpleHistoryAdmin
 from care.access import audit
 
 APP_LABELS = ("care", "alerts", "notify", "ingest", "forecasting", "coaching")
-# Invitations are made through the API (the code is shown once there).
-READ_ONLY = {("care", "auditevent"), ("notify", "delivery"), ("care", "invitation")}
+# Invitations are made through the API (the code is shown once there); import jobs by uploads.
+READ_ONLY = {("care", "auditevent"), ("notify", "delivery"), ("care", "invitation"), ("ingest", "importjob")}
 HIDDEN_FIELDS = {("care", "device"): ("token_hash",), ("care", "invitation"): ("code_hash",)}
 
 

@@ -2,7 +2,7 @@
 
 from django.urls import path, re_path
 
-from api import care, enrolment, fhir, forecasts, samples, views
+from api import care, enrolment, fhir, forecasts, imports, samples, views
 
 urlpatterns = [
     # the device push endpoint and the samples store
@@ -29,6 +29,8 @@ urlpatterns = [
     path("patients/<int:patient_id>/devices", views.DeviceListView.as_view(), name="patient-devices"),
     path("patients/<int:patient_id>/devices/<int:device_id>/revoke", views.DeviceRevokeView.as_view(),
          name="patient-device-revoke"),
+    path("patients/<int:patient_id>/imports", imports.ImportListView.as_view(), name="patient-imports"),
+    path("patients/<int:patient_id>/imports/<int:job_id>", imports.ImportDetailView.as_view(), name="patient-import"),
     path("patients/<int:patient_id>/consents", views.ConsentListView.as_view(), name="patient-consents"),
     path("patients/<int:patient_id>/consents/<int:consent_id>/revoke", views.ConsentRevokeView.as_view(),
          name="patient-consent-revoke"),

@@ -32,6 +32,7 @@ from django.db.models import (
 )
 from django.db.models.functions import Coalesce
 from django.http import HttpResponse
+from django.urls import reverse
 from django.utils import timezone
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, extend_schema
@@ -250,11 +251,15 @@ class PatientDetailView(APIView):
 
 class DeviceListView(APIView):
     @extend_schema(responses={200: DeviceSerializer(many=True), **ERR},
-                   description="The patient's devices (tokens are never shown again).")
+                   description="The patient's devices (tokens are never shown again). The devices page "
+                               "shows the uploaded imports beside them: the `Link` header (rel "
+                               "`imports`) points at `GET .../imports`.")
     def get(self, request, patient_id: int):
         patient = patient_or_404(request, patient_id, self_only=True)
         audit(request, patient.pk, "read_devices")
-        return Response(DeviceSerializer(patient.devices.all(), many=True).data)
+        imports = reverse("patient-imports", kwargs={"patient_id": patient.pk})
+        return Response(DeviceSerializer(patient.devices.all(), many=True).data,
+                        headers={"Link": f'<{imports}>; rel="imports"'})
 
     @extend_schema(request=DeviceCreateSerializer, responses={201: DeviceIssuedSerializer, **ERR},
                    description="Add a device. The answer holds its token, shown this once.")

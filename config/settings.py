@@ -248,6 +248,20 @@ SAMPLES_RETENTION_DAYS = env_int("SAMPLES_RETENTION_DAYS", 730, minimum=1)
 # "auto" uses TimescaleDB when the extension can be created, else plain PostgreSQL.
 STORAGE_DIALECT = env_str("STORAGE_DIALECT", "auto")
 DATA_UPLOAD_MAX_MEMORY_SIZE = INGEST_MAX_BODY_BYTES
+# Export files uploaded for import (POST /api/v1/patients/{id}/imports): at most
+# IMPORT_MAX_BYTES each, kept in IMPORT_DIR (mode 0700) until their job ends; the job
+# writes its progress at most every IMPORT_PROGRESS_S. The API and the Celery workers
+# must share IMPORT_DIR (one machine, or a shared volume).
+IMPORT_MAX_BYTES = env_int("IMPORT_MAX_BYTES", 200 * 1024 * 1024, minimum=1024)
+IMPORT_DIR = Path(env_str("IMPORT_DIR", str(VAR_DIR / "imports")))
+IMPORT_PROGRESS_S = env_float("IMPORT_PROGRESS_S", 1.0, minimum=0.0)
+# Unfinished (queued or running) uploads a patient may have at once: 429 beyond.
+IMPORT_MAX_PENDING = env_int("IMPORT_MAX_PENDING", 3, minimum=1)
+FILE_UPLOAD_HANDLERS = [
+    "api.parsers.OversizeUploadHandler",  # a body over IMPORT_MAX_BYTES is never read
+    "django.core.files.uploadhandler.MemoryFileUploadHandler",
+    "django.core.files.uploadhandler.TemporaryFileUploadHandler",
+]
 
 # --- Detectors (streams/) and the alert sink (alerts/) ---
 DETECTOR_APP_ID = env_str("DETECTOR_APP_ID", "healthstream-detectors")
@@ -292,6 +306,9 @@ NOTIFY_SWEEP_S = env_float("NOTIFY_SWEEP_S", 10.0, minimum=1.0)
 NOTIFY_MAX_ATTEMPTS = env_int("NOTIFY_MAX_ATTEMPTS", 6, minimum=1)
 NOTIFY_RETRY_BASE_S = env_float("NOTIFY_RETRY_BASE_S", 30.0, minimum=0.0)
 NOTIFY_BASE_URL = env_str("NOTIFY_BASE_URL", "http://127.0.0.1:8000")
+# Webhooks go to public addresses only (no SSRF): refused at configuration and at each
+# delivery (alerts/notify/targets.py). On for a receiver on this machine (make run's).
+NOTIFY_WEBHOOK_ALLOW_PRIVATE = env_bool("NOTIFY_WEBHOOK_ALLOW_PRIVATE", False)
 
 # --- Celery ---
 CELERY_BROKER_URL = env_str("CELERY_BROKER_URL", REDIS_URL)

@@ -198,6 +198,8 @@ class Stack:
         # one line per upload in the sinks and the detector worker (ids only, no values), so
         # an upload can be followed by its request id through the stack's log
         self.env.setdefault("LOG_UPLOADS", "INFO")
+        # the stack's webhook receiver is on 127.0.0.1, which webhooks refuse by default (SSRF)
+        self.env.setdefault("NOTIFY_WEBHOOK_ALLOW_PRIVATE", "1")
         self.env["PYTHONUNBUFFERED"] = "1"
 
     def start_notification_sinks(self, api: str) -> list[str]:

@@ -27,6 +27,7 @@ from django.conf import settings
 from ingest import service
 from ingest.readers import Chunk, ReaderError, detect_format, iter_chunks
 from ingest.schema import Batch, _Errors, digest_samples, now_ms, validate_sample
+from lib import kafka
 
 
 @dataclass
@@ -110,16 +111,21 @@ def _chunk_samples(chunk: Chunk, summary: ImportSummary, latest_ms: int) -> list
     return out
 
 
+#: Called after each chunk with the records it held and the running summary.
+Progress = Callable[[int, "ImportSummary"], None]
+
+
 def import_files(
     paths: Iterable[str | Path], *, patient_id: int | None, fmt: str | None = None, tz: str = "UTC",
     participant: str | None = None, batch_size: int | None = None,
-    progress: Callable[[int], None] | None = None, dry_run: bool = False, date_order: str | None = None,
+    progress: Progress | None = None, dry_run: bool = False, date_order: str | None = None,
 ) -> ImportSummary:
     """Import files for one patient through Kafka, or only read, validate and count them
     (``dry_run``: no database, broker or patient needed).
 
     Raises ReaderError for an unreadable file; its ``summary`` then says what had been
     sent before the error (whole batches only, see the module's docstring).
+    ``run_import`` is what callers use: it also turns failures into one message.
     """
     if not dry_run and patient_id is None:
         raise ValueError("a patient is needed unless dry_run")
@@ -176,12 +182,57 @@ def import_files(
                     if len(pending) >= batch_size:
                         flush()
                 if progress:
-                    progress(len(chunk))
+                    progress(len(chunk), summary)
     except ReaderError as exc:
         # The batch being filled is dropped, never sent half: see the module's docstring.
         exc.summary = summary
         raise
     flush()
+    return summary
+
+
+class ImportFailed(Exception):
+    """An import that stopped. The message says why and what had been sent before it;
+    ``summary`` holds the counts so far (None if nothing was read); ``retryable`` is True
+    when the broker was unavailable (trying again later may succeed)."""
+
+    def __init__(self, message: str, summary: ImportSummary | None, *, retryable: bool = False) -> None:
+        super().__init__(message)
+        self.summary = summary
+        self.retryable = retryable
+
+
+def sent_before(summary: ImportSummary | None) -> str:
+    """What an import that stopped had already sent, as the end of a sentence."""
+    if summary is None or summary.dry_run:
+        return ""
+    sent = summary.accepted + summary.already_imported
+    if not sent:
+        return ". Nothing was sent."
+    return (f". Before it, {summary.batches:,} whole batches ({sent:,} samples) were sent; their ids are "
+            "digests of their content, so importing the repaired file sends only the rest.")
+
+
+def run_import(
+    paths: Iterable[str | Path], *, patient_id: int | None, fmt: str | None = None, tz: str = "UTC",
+    participant: str | None = None, batch_size: int | None = None,
+    progress: Progress | None = None, dry_run: bool = False, date_order: str | None = None,
+) -> ImportSummary:
+    """One import as ``import_samples`` and the upload job (``ingest.tasks.run_import_job``)
+    both run it: the topics made sure of (unless a dry run), ``import_files``, and any
+    failure raised as ``ImportFailed`` with the reader's message (file, line, column) and
+    what had been sent before it."""
+    if not dry_run:
+        kafka.ensure_topics()
+    try:
+        summary = import_files(paths, patient_id=patient_id, fmt=fmt, tz=tz, participant=participant,
+                               batch_size=batch_size, progress=progress, dry_run=dry_run,
+                               date_order=date_order)
+    except ReaderError as exc:
+        raise ImportFailed(f"{exc}{sent_before(exc.summary)}", exc.summary) from exc
+    except service.BrokerUnavailable as exc:
+        raise ImportFailed(f"{exc}: nothing after the last acknowledged batch was sent", None,
+                           retryable=True) from exc
     return summary
 
 
@@ -194,4 +245,5 @@ def participants_in(paths: Iterable[str | Path], fmt: str | None = None) -> list
     return sorted(found)
 
 
-__all__ = ["ImportSummary", "ReaderError", "import_files", "participants_in"]
+__all__ = ["ImportFailed", "ImportSummary", "ReaderError", "import_files", "participants_in", "run_import",
+           "sent_before"]

@@ -7,6 +7,8 @@
   sends it, and marks it sent; a failure schedules the next try after
   ``NOTIFY_RETRY_BASE_S * 2**(tries-1)`` seconds, and after ``NOTIFY_MAX_ATTEMPTS``
   tries the row is dead (a dead letter, kept with the last error for a person to see).
+  A webhook whose host is not a public address (``alerts.notify.targets``, resolved at
+  send time) is dead at once: retrying would not make it safe.
 * Logs name the delivery, the channel and the error's kind; never a secret, a URL (it
   may carry a token), an address or health data.
 """
@@ -26,7 +28,7 @@ from django.utils import timezone
 
 from alerts import states
 from alerts.models import Alert, AlertAction
-from alerts.notify import content, routing, signing
+from alerts.notify import content, routing, signing, targets
 from alerts.notify.models import Delivery
 
 log = logging.getLogger(__name__)
@@ -38,6 +40,11 @@ WEBHOOK_TIMEOUT_S = (3.0, 10.0)
 
 class DeliveryFailed(Exception):
     """A try failed in a way worth retrying (the message names the reason, no secrets)."""
+
+
+class DeliveryRefused(DeliveryFailed):
+    """A try that must not be repeated: the webhook's target is not a public address.
+    The row is dead at once, with the reason, for a person to fix the endpoint."""
 
 
 def _insert(rows: list[Delivery]) -> int:
@@ -105,7 +112,7 @@ def attempt(delivery_id: int) -> str:
 
 def _failed(delivery: Delivery, exc: Exception) -> str:
     reason = str(exc) if isinstance(exc, DeliveryFailed) else type(exc).__name__
-    if delivery.attempts >= settings.NOTIFY_MAX_ATTEMPTS:
+    if delivery.attempts >= settings.NOTIFY_MAX_ATTEMPTS or isinstance(exc, DeliveryRefused):
         status, next_at = Delivery.DEAD, timezone.now()
         log.error("delivery %s (%s) is dead after %d tries: %s", delivery.pk, delivery.channel,
                   delivery.attempts, reason)
@@ -157,8 +164,11 @@ def _send_webhook(delivery: Delivery) -> None:
                signing.SIGNATURE_HEADER: signing.sign(endpoint.secret, ts, body),
                "X-Healthstream-Delivery": str(delivery.pk)}
     try:
-        response = requests.post(endpoint.url, data=body, headers=headers,
+        with targets.session() as http:
+            response = http.post(endpoint.url, data=body, headers=headers,
                                  timeout=WEBHOOK_TIMEOUT_S, allow_redirects=False)
+    except targets.TargetRefused as exc:
+        raise DeliveryRefused(str(exc)) from None
     except requests.RequestException as exc:
         raise DeliveryFailed(f"webhook unreachable ({type(exc).__name__})") from None
     if not 200 <= response.status_code < 300:

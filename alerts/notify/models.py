@@ -20,12 +20,19 @@ from django.db import models
 from django.utils import timezone
 
 from alerts.models import Alert
+from alerts.notify import targets
 from care.models import CareTeam, Clinician, validate_timezone
 
 
 def validate_webhook_url(value: str) -> None:
+    """A webhook must be http(s) and, unless NOTIFY_WEBHOOK_ALLOW_PRIVATE is on, point at
+    a public address (checked again at every delivery: ``alerts.notify.targets``)."""
     if not value.startswith(("https://", "http://")):
         raise ValidationError("a webhook URL must start with https:// (or http:// on a private network)")
+    try:
+        targets.check_url(value)
+    except targets.TargetRefused as exc:
+        raise ValidationError(str(exc)) from None
 
 
 class OnCallShift(models.Model):

@@ -44,6 +44,7 @@ from care.models import AuditEvent
 from coaching import context as coaching_context
 from coaching.models import ContextReport, Recommendation
 from ingest import wear
+from ingest.models import ImportJob
 from streams.detectors.suite import DETECTORS, TUNABLE
 
 QUEUE_PAGE = 50
@@ -365,6 +366,7 @@ def patient(request, patient_id: int):
         "threshold_forms": threshold_forms(p),
         "threshold_history": threshold_history(p),
         "timeline": care.timeline(p.pk, limit=30),
+        "imports": ImportJob.objects.filter(patient=p)[:10],
         "now": timezone.now(),
         "chart_url": f"/api/v1/patients/{p.pk}/chart",
     })

@@ -146,7 +146,10 @@ def smtp(tmp_path_factory):
 
 
 @pytest.fixture
-def receiver():
+def receiver(settings):
+    """A real HTTP receiver on 127.0.0.1, which webhooks may reach only with
+    NOTIFY_WEBHOOK_ALLOW_PRIVATE on (tests of the refusal turn it off again)."""
+    settings.NOTIFY_WEBHOOK_ALLOW_PRIVATE = True
     r = start_webhook_receiver()
     yield r
     r.stop()
@@ -276,8 +279,10 @@ def test_the_yellow_digest_lists_todays_yellow_alerts_once_at_the_digest_hour(wa
 
 # --- the local run's pieces (make run) -------------------------------------------------
 
-def test_notify_demo_puts_a_lead_on_call_and_points_a_webhook_at_the_receiver_once(ward, tmp_path):
+def test_notify_demo_puts_a_lead_on_call_and_points_a_webhook_at_the_receiver_once(ward, tmp_path, settings):
     from django.core.management import call_command
+
+    settings.NOTIFY_WEBHOOK_ALLOW_PRIVATE = True  # make run sets it for its local receiver
 
     from care.models import TeamMembership
 

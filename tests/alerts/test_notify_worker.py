@@ -35,6 +35,7 @@ def _worker_env(settings, smtp_port: int) -> dict[str, str]:
                      f"{db['PORT'] or 5432}/{db['NAME']}",
         EMAIL_HOST="127.0.0.1", EMAIL_PORT=str(smtp_port), NOTIFY_SWEEP_S="2",
         CELERY_TASK_ALWAYS_EAGER="false", PYTHONUNBUFFERED="1",
+        NOTIFY_WEBHOOK_ALLOW_PRIVATE="1",  # the receiver is on 127.0.0.1
         DJANGO_SETTINGS_MODULE="config.settings",
     )
     return env

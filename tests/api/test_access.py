@@ -19,6 +19,7 @@ from django.utils import timezone
 from rest_framework.test import APIClient
 
 from care.models import AuditEvent
+from ingest.models import ImportJob
 from tests.api.factories import World
 
 
@@ -26,7 +27,7 @@ from tests.api.factories import World
 class Route:
     name: str  # the URL name: the coverage test compares these with the URLconf
     method: str
-    path: str  # format fields: p (patient), a (alert), d (device), c (consent), r (advice)
+    path: str  # format fields: p (patient), a (alert), d (device), c (consent), r (advice), j (import)
     for_whom: str  # "patient", "clinician" or "both"
     body: object = None
     page: bool = False
@@ -42,6 +43,8 @@ ROUTES = [
     Route("patient-devices", "get", "/api/v1/patients/{p}/devices", "patient"),
     Route("patient-devices", "post", "/api/v1/patients/{p}/devices", "patient", {"name": "new ring", "kind": "ring"}),
     Route("patient-device-revoke", "post", "/api/v1/patients/{p}/devices/{d}/revoke", "patient"),
+    Route("patient-imports", "get", "/api/v1/patients/{p}/imports", "both"),
+    Route("patient-import", "get", "/api/v1/patients/{p}/imports/{j}", "both"),
     Route("patient-consents", "get", "/api/v1/patients/{p}/consents", "patient"),
     Route("patient-consents", "post", "/api/v1/patients/{p}/consents", "patient", "TEAM_B"),
     Route("patient-consent-revoke", "post", "/api/v1/patients/{p}/consents/{c}/revoke", "patient"),
@@ -93,6 +96,8 @@ NOT_PATIENT_DATA = {"auth-token", "auth-logout", "auth-logout-all", "me", "teams
 OWN_TESTS = {"alert-quality", "quality", "bulk-acknowledge", "alert-unsnooze", "team-audit",
              # enrolment and team members: tests/api/test_enrolment.py
              "team-invitations", "team-invitation-revoke", "invitation-accept", "team-members", "team-member"}
+# Uploading an export (POST .../imports, multipart) has its access tests in tests/api/test_imports.py;
+# its GET shares the route name and is in ROUTES.
 
 
 def _body(route: Route, w: World):
@@ -110,7 +115,9 @@ def _path(route: Route, w: World, patient=None, alert=None) -> str:
     patient = patient or w.pat
     alert = alert or w.red
     consent = w.pat.consents.first()
-    return route.path.format(p=patient.pk, a=alert.pk, d=w.device.pk, c=consent.pk, r=w.advice.pk)
+    job = (ImportJob.objects.filter(patient=w.pat).first()
+           or ImportJob.objects.create(patient=w.pat, original_name="export.zip", format="apple-health-xml"))
+    return route.path.format(p=patient.pk, a=alert.pk, d=w.device.pk, c=consent.pk, r=w.advice.pk, j=job.pk)
 
 
 def _client(w: World, who: str, page: bool):

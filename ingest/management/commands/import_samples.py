@@ -9,10 +9,8 @@ from django.core.management.base import BaseCommand, CommandError
 from tqdm import tqdm
 
 from care.models import Patient
-from ingest.importer import ImportSummary, import_files
-from ingest.readers import DATE_ORDERS, FORMATS, ReaderError
-from ingest.service import BrokerUnavailable
-from lib import kafka
+from ingest.importer import ImportFailed, ImportSummary, run_import
+from ingest.readers import DATE_ORDERS, FORMATS
 
 
 class Command(BaseCommand):
@@ -43,19 +41,16 @@ class Command(BaseCommand):
                 raise CommandError("--patient is required (or --dry-run to only read and count)")
             if not Patient.objects.filter(pk=opts["patient"]).exists():
                 raise CommandError(f"no patient with id {opts['patient']}")
-            kafka.ensure_topics()
         bar = tqdm(unit=" records", desc="dry run" if dry_run else "import", disable=opts["json"],
                    mininterval=0.5)
         try:
-            summary = import_files(
+            summary = run_import(
                 opts["files"], patient_id=opts["patient"], fmt=opts["format"], tz=opts["tz"],
-                participant=opts["participant"], batch_size=opts["batch_size"], progress=bar.update,
-                dry_run=dry_run, date_order=opts["date_order"],
+                participant=opts["participant"], batch_size=opts["batch_size"],
+                progress=lambda n, _summary: bar.update(n), dry_run=dry_run, date_order=opts["date_order"],
             )
-        except ReaderError as exc:
-            raise CommandError(f"{exc}{_sent_before(exc.summary)}") from exc
-        except BrokerUnavailable as exc:
-            raise CommandError(f"{exc}: nothing after the last acknowledged batch was sent") from exc
+        except ImportFailed as exc:
+            raise CommandError(str(exc)) from exc
         finally:
             bar.close()
         if opts["json"]:
@@ -81,12 +76,3 @@ class Command(BaseCommand):
             w(f"  {count:>8,}  {reason}")
         w(f"batches            {summary.batches:>10,}")
 
-
-def _sent_before(summary: ImportSummary | None) -> str:
-    if summary is None or summary.dry_run:
-        return ""
-    sent = summary.accepted + summary.already_imported
-    if not sent:
-        return ". Nothing was sent."
-    return (f". Before it, {summary.batches:,} whole batches ({sent:,} samples) were sent; their ids are "
-            "digests of their content, so importing the repaired file sends only the rest.")

@@ -9,12 +9,13 @@ from __future__ import annotations
 from datetime import timedelta
 from pathlib import Path
 
+from django.core.exceptions import ValidationError
 from django.core.management.base import BaseCommand, CommandError
 from django.db import transaction
 from django.utils import timezone
 
 from alerts.notify import routing
-from alerts.notify.models import OnCallShift, WebhookEndpoint
+from alerts.notify.models import OnCallShift, WebhookEndpoint, validate_webhook_url
 from care.models import CareTeam, TeamMembership
 
 
@@ -32,6 +33,10 @@ class Command(BaseCommand):
             secret = opts["secret_file"].read_text().strip()
         except OSError as exc:
             raise CommandError(f"cannot read the secret file: {exc.strerror}") from None
+        try:
+            validate_webhook_url(opts["webhook_url"])
+        except ValidationError as exc:
+            raise CommandError(f"--webhook-url: {' '.join(exc.messages)}") from None
         now = timezone.now()
         shifts = hooks = emails = 0
         for team in CareTeam.objects.order_by("pk"):
