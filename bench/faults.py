@@ -24,7 +24,10 @@ settled, it prints:
   ``--down-seconds`` + 10 s after it: from the API's acceptance (``accepted_at``) to
   the sink's commit (``stored_at``), both database clocks; ``commit_latency_p99_s_all``
   over the whole run;
-* ``brokers``, ``replication_factor`` (of samples.v1), ``kafka_version``.
+* ``brokers``, ``replication_factor`` (of samples.v1), ``kafka_version``;
+* ``changelog_missing_at_assignment``: whether a worker's group was assigned without
+  the state table's changelog (a worker taking over partitions then could not restore
+  their state).
 
 ``run_failover`` is the scenario; tests/test_cluster_faults.py runs it (with a shorter
 outage) against the test database.
@@ -375,6 +378,8 @@ def run_failover(env: dict, cluster: services.KafkaCluster, db_url: str, log_dir
         "ingest_sinks": sinks,
         "joined_worker_assigned": fault == "scale" and assigned(log_dir / f"worker{workers + 1}.log", topic),
         "joined_worker_messages": worker_messages(log_dir / f"worker{workers + 1}.log") if fault == "scale" else 0,
+        "changelog_missing_at_assignment": any(
+            "Ignoring missing topic" in log.read_text(errors="replace") for log in log_dir.glob("worker*.log")),
         "down_seconds": round(restarted_after, 1),
         "settle_seconds": round(settled_s, 1),
         "brokers": len(cluster.nodes),

@@ -44,16 +44,19 @@ def ack_timeout_s() -> float:
     return float(settings.KAFKA_ACK_TIMEOUT_S)
 
 
-def ensure_topics(extra: list[str] | None = None) -> None:
+def ensure_topics(extra: list[str] | None = None, compacted: list[str] | None = None) -> None:
     """Create the project's topics if missing (co-partitioned by patient id), with the
-    dead-letter topic of each."""
+    dead-letter topic of each; ``compacted`` ones (a changelog) keep the latest record
+    per key."""
     admin = KafkaAdminClient(bootstrap_servers=bootstrap(), client_id="healthstream-admin")
     try:
         existing = set(admin.list_topics())
+        compact = set(compacted or [])
         wanted = list(dict.fromkeys([*patient_topics(), *map(dead_letter_topic, patient_topics()),
-                                     *(extra or [])]))
+                                     *(extra or []), *compact]))
         new = [
-            NewTopic(name, settings.KAFKA_PARTITIONS, settings.KAFKA_REPLICATION_FACTOR)
+            NewTopic(name, settings.KAFKA_PARTITIONS, settings.KAFKA_REPLICATION_FACTOR,
+                     topic_configs={"cleanup.policy": "compact"} if name in compact else {})
             for name in wanted
             if name not in existing
         ]

@@ -71,6 +71,7 @@ def run_fault(kafka_cluster, cluster_env, tmp_path, fault: str, down_s: float, *
     print(result)
     assert result["accepted"] > 100
     assert (result["lost"], result["duplicates"]) == (0, 0), result
+    assert not result["changelog_missing_at_assignment"], result
     assert result["alerts_equal_replay"], result
     assert result["alert_rows"] > 0, result
     assert result["brokers"] == 3 and result["replication_factor"] == 3

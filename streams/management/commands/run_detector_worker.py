@@ -28,8 +28,13 @@ class Command(BaseCommand):
 
         connections.close_all()  # the worker never uses the ORM
         metrics.serve_if_configured()  # /metrics on METRICS_PORT, when set
-        kafka.ensure_topics()
         app = create_app()
+        # The state table's changelog exists before the worker joins its group: Faust
+        # would create it only after the first assignment, which then leaves it out
+        # ("Ignoring missing topic"), and until the group leader's metadata refreshed
+        # (minutes) no rebalance gave a worker the changelog of the partitions it took
+        # over, so it judged them on an empty or stale state.
+        kafka.ensure_topics(compacted=[app.tables["state"].changelog_topic.get_topic_name()])
         worker = Worker(app, loglevel=options["loglevel"], quiet=True, redirect_stdouts=False,
                         override_logging=False)
         try:
