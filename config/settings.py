@@ -230,7 +230,6 @@ KAFKA_PARTITIONS = env_int("KAFKA_PARTITIONS", 6, minimum=1)
 KAFKA_REPLICATION_FACTOR = env_int("KAFKA_REPLICATION_FACTOR", 1, minimum=1)
 KAFKA_TOPIC_SAMPLES = env_str("KAFKA_TOPIC_SAMPLES", "samples.v1")
 KAFKA_TOPIC_ALERTS = env_str("KAFKA_TOPIC_ALERTS", "alerts.v1")
-KAFKA_TOPIC_DLQ = env_str("KAFKA_TOPIC_DLQ", "samples.v1.dlq")
 # A sink that polls no more often than this leaves its group (kafka-python also uses it as
 # the rebalance timeout). Kafka's default: a sink that waits out a database outage keeps
 # its partitions; a dead sink is noticed by the session timeout instead.
