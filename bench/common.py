@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import secrets
 import shutil
 import signal
 import subprocess
@@ -73,6 +74,10 @@ def _bench_environment(db_name: str, log_dir: Path, base: str, server_env: dict,
         PYTHONUNBUFFERED="1", DJANGO_SETTINGS_MODULE="config.settings", LOG_LEVEL="WARNING",
         INGEST_RATE_LIMIT_PER_MIN="10000000", CACHE_KEY_PREFIX=f"bench-{port}",
     )
+    # Production settings (DEBUG off) over plain HTTP on localhost, as `make bench` runs
+    # them: a throwaway key unless one is given, or the API refuses to start.
+    env.setdefault("SECRET_KEY", secrets.token_hex(32))
+    env.setdefault("HTTPS", "0")
     subprocess.run([sys.executable, str(ROOT / "manage.py"), "migrate", "--noinput"], env=env, cwd=ROOT,
                    check=True, capture_output=True)
     subprocess.run([sys.executable, str(ROOT / "manage.py"), "create_topics"], env=env, cwd=ROOT,
