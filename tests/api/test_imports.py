@@ -206,7 +206,7 @@ def test_the_dashboard_patient_page_shows_the_imports_with_status_counts_and_err
     section = section[:section.index("</section>")]
     assert "export.xml" in section and "st-failed" in section
     assert "cut short at line 31, column 4" in section
-    assert "<td>7</td><td>4</td>" in section
+    assert '<td data-label="Read">7</td><td data-label="Accepted">4</td>' in section
 
 
 def test_a_session_signed_body_over_the_limit_is_not_parsed_and_answers_413(world, client, settings):
