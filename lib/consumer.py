@@ -91,6 +91,8 @@ class ConsumerLoop(Generic[T]):
     shutdown_retry_s: float = 10.0
     commit_every_s: float = 1.0
     poll_timeout_ms: int = 50
+    #: at shutdown, how long a commit that met a rebalance waits for the rejoin
+    rejoin_s: float = 15.0
 
     def __init__(self, *, topic: str, group_id: str, batch_messages: int, batch_seconds: float,
                  stats: LoopStats | None = None) -> None:
@@ -133,9 +135,10 @@ class ConsumerLoop(Generic[T]):
 
     def run(self, *, max_seconds: float | None = None) -> LoopStats:
         kafka.ensure_topics(extra=[self.topic, self.dlq_topic])
-        # A short session makes a group join (and a dead member's hand-over) take seconds.
+        # A short session makes a group join (and a dead member's hand-over) take seconds;
+        # 10 s, as the detector workers use: 6 s was tight on a loaded machine.
         consumer = kafka.consumer(self.group_id, [self.topic], max_poll_records=self.batch_messages,
-                                  session_timeout_ms=6000, heartbeat_interval_ms=1000)
+                                  session_timeout_ms=10_000, heartbeat_interval_ms=1000)
         deadline = None if max_seconds is None else time.monotonic() + max_seconds
         log.info("%s consuming %s (group %s)", type(self).__name__, self.topic, self.group_id)
         last_report = time.monotonic()
@@ -308,9 +311,11 @@ class ConsumerLoop(Generic[T]):
 
     def _commit_after_rejoin(self, consumer, offsets) -> bool:
         """At shutdown, a commit that met a rebalance: let the consumer rejoin (a short poll;
-        what it fetches is not committed, so it is read again) and commit once more."""
-        for _ in range(10):
-            consumer.poll(timeout_ms=500, max_records=1)
+        what it fetches is not committed, so it is read again) and commit once more, for
+        up to ``rejoin_s``: on a loaded machine a rejoin took more than the 5 s once tried."""
+        deadline = time.monotonic() + self.rejoin_s
+        while time.monotonic() < deadline:
+            consumer.poll(timeout_ms=1000, max_records=1)
             try:
                 consumer.commit(offsets)
                 return True
