@@ -314,10 +314,20 @@ def make_histories(features: Mapping, target: str, min_observed: int = 14) -> di
     if target not in TARGETS:
         raise ValueError(f"unknown target {target!r}; use one of {', '.join(TARGETS)}")
     out = {}
+    columns, picks = None, None
     for patient, frame in features.items():
-        y = frame[target].to_numpy(dtype=np.float64)
+        if frame.columns is not columns:  # frames of one read share their columns: look up once
+            columns = frame.columns
+            names = list(columns)
+            picks = ([names.index(target)] + [names.index(c) for c in COVARIATES]
+                     if columns.is_unique and set(COVARIATES) | {target} <= set(names) else None)
+        if picks is None:
+            y = frame[target].to_numpy(dtype=np.float64)
+            cov = frame.reindex(columns=list(COVARIATES)).to_numpy(dtype=np.float64)
+        else:
+            both = frame.to_numpy(dtype=np.float64)[:, picks]  # one copy: target, covariates
+            y, cov = both[:, 0].copy(), both[:, 1:]
         if np.count_nonzero(~np.isnan(y)) < min_observed:
             continue
-        cov = frame.reindex(columns=list(COVARIATES)).to_numpy(dtype=np.float64)
         out[patient] = History(y, np.datetime64(frame.index[0].date(), "D"), cov)
     return out
