@@ -9,6 +9,7 @@ through ``daily_from_db``, so a resting heart rate means one thing everywhere.
 
 from __future__ import annotations
 
+import io
 from collections.abc import Mapping
 from datetime import UTC, date, datetime, time, timedelta
 
@@ -72,13 +73,28 @@ def _utc(epoch_s: pd.Series) -> pd.Series:
     return pd.to_datetime(epoch_s.astype(np.int64) * 1_000_000_000, utc=True)
 
 
+def _copy_frame(cur, sql: str, params: list, columns: list[str]) -> pd.DataFrame:
+    """The rows of a query of numbers, read with COPY and parsed by pandas: for the
+    hundreds of thousands of hourly rows of 1,000 patients this is several times faster
+    than ``fetchall`` plus a DataFrame of tuples. Floats come back exactly: PostgreSQL
+    prints the shortest text that round-trips and pandas' parser reads it exactly."""
+    buf = io.BytesIO()
+    with cur.copy(f"COPY ({sql.strip()}) TO STDOUT", params) as copy:
+        for block in copy:
+            buf.write(block)
+    if buf.tell() == 0:
+        return pd.DataFrame([], columns=columns)
+    buf.seek(0)
+    return pd.read_csv(buf, sep="\t", header=None, names=columns, na_values=["\\N"], keep_default_na=False)
+
+
 def hourly_from_db(patient_ids: list[int], start: datetime, end: datetime) -> Hourly:
     """The hourly intermediate of several patients over [start, end), read from rollups."""
     hr, steps, hrv = (METRICS[m].code for m in ("heart_rate", "steps", "hrv_rmssd"))
     ids = [int(p) for p in patient_ids]
     with connection.cursor() as cur:
-        cur.execute(_HOURLY_SQL, [ids, [hr, steps, hrv], start, end])
-        rows = cur.fetchall()
+        roll = _copy_frame(cur, _HOURLY_SQL, [ids, [hr, steps, hrv], start, end],
+                           ["patient", "hour", "metric", "n", "total", "vmin", "vmax"])
         dialect = "timescale" if installed_dialect(cur) == "timescale" else "postgres"
         cur.execute(_BRISK_SQL[dialect], [ids, steps, start, end, BRISK_STEPS_PER_MIN])
         brisk = cur.fetchall()
@@ -87,7 +103,6 @@ def hourly_from_db(patient_ids: list[int], start: datetime, end: datetime) -> Ho
         activity = cur.fetchall()
         cur.execute(_SLEEP_SQL, [ids, start - pd.Timedelta(days=1), end])
         sleep_rows = cur.fetchall()
-    roll = pd.DataFrame(rows, columns=["patient", "hour", "metric", "n", "total", "vmin", "vmax"])
     roll["hour"] = _utc(roll["hour"])
     key = ["patient", "hour"]
     parts = []
