@@ -75,8 +75,8 @@ def _utc(epoch_s: pd.Series) -> pd.Series:
 
 def _copy_frame(cur, sql: str, params: list, columns: list[str]) -> pd.DataFrame:
     """The rows of a query of numbers, read with COPY and parsed by pandas: for the
-    hundreds of thousands of hourly rows of 1,000 patients this is several times faster
-    than ``fetchall`` plus a DataFrame of tuples. Floats come back exactly: PostgreSQL
+    hundreds of thousands of hourly rows of 1,000 patients, ``fetchall`` plus a
+    DataFrame of tuples was half of the daily job's read (bench.daily_job --profile). Floats come back exactly: PostgreSQL
     prints the shortest text that round-trips and pandas' parser reads it exactly."""
     buf = io.BytesIO()
     with cur.copy(f"COPY ({sql.strip()}) TO STDOUT", params) as copy:
