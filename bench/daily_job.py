@@ -198,8 +198,8 @@ def main(argv: list[str] | None = None) -> dict:
     args = ap.parse_args(argv)
     if args.patients < 1 or args.days < 28:
         ap.error("--patients must be at least 1 and --days at least 28")
-    log_dir = Path(tempfile.mkdtemp(prefix="bench-daily-job-"))
-    with database_environment("bench_daily_job", log_dir) as env:
+    with tempfile.TemporaryDirectory(prefix="bench-daily-job-") as tmp, \
+            database_environment("bench_daily_job", Path(tmp)) as env:
         os.environ.update(env)
         report = run(args)
     print(f"daily job for {args.patients} patients: {report['daily_job_seconds_10k']} s "
