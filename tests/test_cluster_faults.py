@@ -14,6 +14,7 @@ leaves 15 s later.
 
 from __future__ import annotations
 
+import time
 import uuid
 
 import pytest
@@ -50,7 +51,14 @@ def cluster_env(kafka_cluster, settings, tmp_path):
 def test_the_topics_have_three_replicas_and_need_two_in_sync(kafka_cluster, cluster_env, settings):
     admin = KafkaAdminClient(bootstrap_servers=kafka_cluster.bootstrap)
     try:
-        (desc,) = admin.describe_topics([settings.KAFKA_TOPIC_SAMPLES])
+        # another broker than the one that saw the topic created may not know its
+        # partitions yet for a moment (seen in CI: an empty partition list)
+        deadline = time.monotonic() + 30
+        while True:
+            (desc,) = admin.describe_topics([settings.KAFKA_TOPIC_SAMPLES])
+            if desc["partitions"] or time.monotonic() > deadline:
+                break
+            time.sleep(0.2)
         from kafka.admin import ConfigResource, ConfigResourceType
 
         configs = admin.describe_configs([ConfigResource(ConfigResourceType.TOPIC, settings.KAFKA_TOPIC_SAMPLES)],
