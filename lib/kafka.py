@@ -157,10 +157,10 @@ def consumer(group_id: str, topics: list[str], **overrides) -> KafkaConsumer:
         # a group that joined before it saw a topic's partitions is assigned nothing until
         # the next metadata refresh: 30 s, not the client's default 5 minutes
         metadata_max_age_ms=30_000,
-        # records of an aborted transaction (a detector worker in exactly_once mode that
-        # died mid-transaction) are never read; without transactions this changes nothing
-        isolation_level="read_committed",
     )
+    if settings.DETECTOR_PROCESSING_GUARANTEE == "exactly_once":
+        # records of an aborted transaction (a worker that died mid-transaction) are never read
+        options["isolation_level"] = "read_committed"
     options.update(overrides)
     c = KafkaConsumer(**options)
     _await_partitions(c, topics)
