@@ -43,11 +43,14 @@ def hit(scope: str, key: str | int, limit: int, window_s: int = 60) -> int | Non
     except ValueError as exc:
         # redis-py closes a connection's read buffer when a read times out; a reply that
         # then arrives on it raises "I/O operation on closed file" (redis/redis-py#787,
-        # #947). That is a dead connection, not a bug here: drop the pool's connections
-        # so the next check reconnects, and fail open as for any unreachable Redis.
+        # #947). That is a dead connection, not a bug here. The pipeline has already
+        # handed it back to the pool: drop the pool's idle connections so the next check
+        # reconnects, and fail open as for any unreachable Redis. Only the idle ones:
+        # closing connections other API threads are reading from makes their reads fail
+        # with AttributeError (the socket is None under them), which CI saw as a 500.
         if "closed file" not in str(exc):
             raise
-        client().connection_pool.disconnect()
+        client().connection_pool.disconnect(inuse_connections=False)
         _fail_open(scope, exc)
         return None
     if count > limit:
