@@ -315,6 +315,18 @@ CELERY_RESULT_BACKEND = env_str("CELERY_RESULT_BACKEND", REDIS_URL)
 CELERY_TASK_ACKS_LATE = True
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_TASK_ALWAYS_EAGER = env_bool("CELERY_TASK_ALWAYS_EAGER", False)
+# Two queues, each with workers of its own (run_stack, deploy/compose.yaml): "celery" for
+# what a person waits on (alert notifications, advice after an alert), "bulk" for long
+# jobs (training, the daily forecasts, the 06:00 advice fan-out, file imports, storage
+# upkeep). A nightly retrain that holds every slot of its worker never delays a red
+# alert's webhook.
+CELERY_TASK_DEFAULT_QUEUE = "celery"
+BULK_QUEUE = "bulk"
+CELERY_TASK_ROUTES = {
+    name: {"queue": BULK_QUEUE}
+    for name in ("forecasting.tasks.*", "coaching.tasks.daily", "coaching.tasks.recommend_for_patient",
+                 "ingest.tasks.run_import_job", "ingest.tasks.storage_maintenance")
+}
 
 # --- Forecasting (see forecasting/service.py) ---
 FORECAST_METRICS = env_list("FORECAST_METRICS", "resting_hr,sleep_minutes,steps")

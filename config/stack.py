@@ -276,9 +276,17 @@ class Stack:
             celery_prom = self.var / "prometheus-celery"  # the pool's children sum through files
             shutil.rmtree(celery_prom, ignore_errors=True)
             celery_prom.mkdir(parents=True)
-            self.spawn("celery", [sys.executable, "-m", "celery", "-A", "config", "worker",
-                                  "--loglevel", "INFO", "--concurrency", "2"], metrics=True,
+            # one worker per queue (config/settings.py, CELERY_TASK_ROUTES): training and
+            # forecasts never hold the slots notifications need
+            self.spawn("celery", [sys.executable, "-m", "celery", "-A", "config", "worker", "-n", "alerts@%h",
+                                  "-Q", "celery", "--loglevel", "INFO", "--concurrency", "2"], metrics=True,
                        extra_env={"PROMETHEUS_MULTIPROC_DIR": str(celery_prom)})
+            bulk_prom = self.var / "prometheus-celery-bulk"
+            shutil.rmtree(bulk_prom, ignore_errors=True)
+            bulk_prom.mkdir(parents=True)
+            self.spawn("bulk", [sys.executable, "-m", "celery", "-A", "config", "worker", "-n", "bulk@%h",
+                                "-Q", "bulk", "--loglevel", "INFO", "--concurrency", "1"], metrics=True,
+                       extra_env={"PROMETHEUS_MULTIPROC_DIR": str(bulk_prom)})
             self.spawn("beat", [sys.executable, "-m", "celery", "-A", "config", "beat", "--loglevel", "INFO",
                                 "--schedule", str(self.var / "celerybeat-schedule")])
             services.wait_port("127.0.0.1", self.api_port, 60, "the API")

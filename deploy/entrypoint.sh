@@ -16,7 +16,10 @@ case "$role" in
   ingest-sink)  exec python manage.py run_ingest_sink "$@" ;;
   alert-sink)   exec python manage.py run_alert_sink "$@" ;;
   detectors)    exec python manage.py run_detector_worker "$@" ;;
-  celery-worker) exec celery -A config worker --loglevel INFO --concurrency "${CELERY_CONCURRENCY:-2}" "$@" ;;
+  # CELERY_QUEUES: "celery" (notifications, advice after an alert) and "bulk" (training,
+  # forecasts, imports, upkeep); compose runs a worker for each so bulk jobs never delay alerts
+  celery-worker) exec celery -A config worker --loglevel INFO -Q "${CELERY_QUEUES:-celery,bulk}" \
+      --concurrency "${CELERY_CONCURRENCY:-2}" "$@" ;;
   celery-beat)  exec celery -A config beat --loglevel INFO --schedule "$HEALTHSTREAM_VAR_DIR/celerybeat-schedule" "$@" ;;
   # what CI runs (make deploy-check): Django's deployment checks with these settings
   check)        exec python manage.py check --deploy --fail-level WARNING "$@" ;;

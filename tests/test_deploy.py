@@ -66,6 +66,23 @@ def test_the_compose_file_has_every_part_at_its_scale():
     assert services["timescaledb"]["image"].startswith("timescale/timescaledb:")
 
 
+def test_every_celery_queue_has_a_compose_worker_and_bulk_jobs_do_not_share_the_alerts_queue():
+    from django.conf import settings
+
+    served = {q for s in APP_SERVICES.values() if s["command"][0] == "celery-worker"
+              for q in s["environment"]["CELERY_QUEUES"].split(",")}
+    routed = {r["queue"] for r in settings.CELERY_TASK_ROUTES.values()} | {settings.CELERY_TASK_DEFAULT_QUEUE}
+    assert routed == served == {"celery", "bulk"}
+    from config.celery import app
+
+    route = app.amqp.router.route
+    for task in ("forecasting.tasks.retrain_forecasters", "forecasting.tasks.bootstrap_forecasts",
+                 "ingest.tasks.run_import_job", "coaching.tasks.daily"):
+        assert route({}, task)["queue"].name == "bulk", task
+    for task in ("alerts.notify.tasks.sweep", "alerts.notify.tasks.deliver", "coaching.tasks.on_alert_opened"):
+        assert route({}, task)["queue"].name == "celery", task
+
+
 def test_every_role_the_compose_file_runs_exists_and_runs_a_command_that_exists():
     commands = get_commands()
     for name, service in APP_SERVICES.items():

@@ -83,7 +83,7 @@ def test_an_uploaded_apple_export_is_imported_by_a_celery_worker_and_reaches_the
     log = tmp_path / "celery.log"
     with open(log, "wb") as out:
         worker = subprocess.Popen(
-            [sys.executable, "-m", "celery", "-A", "config", "worker", "--pool", "solo", "--loglevel", "INFO",
+            [sys.executable, "-m", "celery", "-A", "config", "worker", "-Q", "celery,bulk", "--pool", "solo", "--loglevel", "INFO",
              "--hostname", f"import-test-{os.getpid()}@%h"],
             cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
     sink = run_manage(["run_ingest_sink"], env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
