@@ -63,23 +63,8 @@ def _bench_environment(db_name: str, log_dir: Path, base: str, server_env: dict,
         # the same JVM options as the single node (not ``lean``): a fair comparison
         cluster = services.start_kafka_cluster(kafka_dir, log_dir, nodes=brokers, heap="512m", lean=False)
         bootstrap = cluster.bootstrap
-    with psycopg.connect(f"{base}/postgres", autocommit=True) as conn:
-        conn.execute(f"DROP DATABASE IF EXISTS {db_name} WITH (FORCE)")
-        conn.execute(f"CREATE DATABASE {db_name}")
-    env = dict(os.environ)
-    env.update(server_env)
-    env.update(
-        DATABASE_URL=f"{base}/{db_name}", KAFKA_BOOTSTRAP_SERVERS=bootstrap,
-        KAFKA_REPLICATION_FACTOR="3" if brokers >= 3 else "1",
-        PYTHONUNBUFFERED="1", DJANGO_SETTINGS_MODULE="config.settings", LOG_LEVEL="WARNING",
-        INGEST_RATE_LIMIT_PER_MIN="10000000", CACHE_KEY_PREFIX=f"bench-{port}",
-    )
-    # Production settings (DEBUG off) over plain HTTP on localhost, as `make bench` runs
-    # them: a throwaway key unless one is given, or the API refuses to start.
-    env.setdefault("SECRET_KEY", secrets.token_hex(32))
-    env.setdefault("HTTPS", "0")
-    subprocess.run([sys.executable, str(ROOT / "manage.py"), "migrate", "--noinput"], env=env, cwd=ROOT,
-                   check=True, capture_output=True)
+    env = _migrated_database(base, db_name, server_env, port)
+    env.update(KAFKA_BOOTSTRAP_SERVERS=bootstrap, KAFKA_REPLICATION_FACTOR="3" if brokers >= 3 else "1")
     subprocess.run([sys.executable, str(ROOT / "manage.py"), "create_topics"], env=env, cwd=ROOT,
                    check=True, capture_output=True)
     try:
@@ -92,6 +77,43 @@ def _bench_environment(db_name: str, log_dir: Path, base: str, server_env: dict,
         shutil.rmtree(kafka_dir, ignore_errors=True)
         with psycopg.connect(f"{base}/postgres", autocommit=True) as conn:
             conn.execute(f"DROP DATABASE IF EXISTS {db_name} WITH (FORCE)")
+
+
+def _migrated_database(base: str, db_name: str, server_env: dict, tag: int) -> dict:
+    """A fresh database ``db_name`` on the server at ``base``, migrated; returns the
+    environment that points a process at it."""
+    with psycopg.connect(f"{base}/postgres", autocommit=True) as conn:
+        conn.execute(f"DROP DATABASE IF EXISTS {db_name} WITH (FORCE)")
+        conn.execute(f"CREATE DATABASE {db_name}")
+    env = dict(os.environ)
+    env.update(server_env)
+    env.update(
+        DATABASE_URL=f"{base}/{db_name}",
+        PYTHONUNBUFFERED="1", DJANGO_SETTINGS_MODULE="config.settings", LOG_LEVEL="WARNING",
+        INGEST_RATE_LIMIT_PER_MIN="10000000", CACHE_KEY_PREFIX=f"bench-{tag}",
+    )
+    # Production settings (DEBUG off) over plain HTTP on localhost, as `make bench` runs
+    # them: a throwaway key unless one is given, or the API refuses to start.
+    env.setdefault("SECRET_KEY", secrets.token_hex(32))
+    env.setdefault("HTTPS", "0")
+    subprocess.run([sys.executable, str(ROOT / "manage.py"), "migrate", "--noinput"], env=env, cwd=ROOT,
+                   check=True, capture_output=True)
+    return env
+
+
+@contextmanager
+def database_environment(db_name: str, log_dir: Path):
+    """Private PostgreSQL and Redis (see ``private_servers``) and a fresh, migrated
+    database, without a broker: for benchmarks of jobs that only read and write the
+    database. Yields the environment; drops the database and stops what it started."""
+    log_dir.mkdir(parents=True, exist_ok=True)
+    with private_servers(log_dir) as (base, server_env):
+        env = _migrated_database(base, db_name, server_env, free_port())
+        try:
+            yield env
+        finally:
+            with psycopg.connect(f"{base}/postgres", autocommit=True) as conn:
+                conn.execute(f"DROP DATABASE IF EXISTS {db_name} WITH (FORCE)")
 
 
 def spawn(argv: list[str], env: dict, log: Path) -> subprocess.Popen:

@@ -7,6 +7,10 @@
    one, measured in the same run on the same windows.
 4. Inference time for 10,000 patients (window building plus the model) on the CPU,
    and on the GPU when there is one.
+5. The daily job for 10,000 patients with its database reads and writes
+   (``daily_job_seconds_10k``) and the model's inference alone on the same histories
+   (``inference_seconds_10k``), on a private PostgreSQL: ``bench.daily_job``, run in a
+   child process. ``--daily-job`` runs only this part; ``--skip-daily-job`` leaves it out.
 
 ``--small`` (200 patients, 180 days, 3 epochs) fits a GPU session of about 5 minutes.
 Timings are wall-clock on a shared machine: compare the CPU and GPU figures of one run.
@@ -46,7 +50,14 @@ def main(argv: list[str] | None = None) -> dict:
     ap.add_argument("--skip-real", action="store_true")
     ap.add_argument("--real-only", action="store_true", help="stop after the real recordings' table")
     ap.add_argument("--plots", metavar="DIR", help="write the real backtest's charts (PNG) here")
+    ap.add_argument("--daily-job", action="store_true", help="only time the daily job (10,000 patients)")
+    ap.add_argument("--skip-daily-job", action="store_true", help="leave the daily job's timing out")
     args = ap.parse_args(argv)
+    if args.daily_job:
+        report = daily_job()
+        if args.json:
+            print(json.dumps(report, indent=2))
+        return report
     if args.small:
         args.sim_patients, args.sim_days, args.epochs = 200, 180, 3
         args.scored_series = min(args.scored_series, 40)
@@ -149,9 +160,28 @@ def main(argv: list[str] | None = None) -> dict:
 
     print(f"epoch seconds: {report['epoch_s']}", flush=True)
     print(f"inference for 10,000 patients (s): {report['inference_10k_s']}", flush=True)
+    if not args.skip_daily_job:
+        job = daily_job()
+        report["daily_job"] = job
+        for key in ("daily_job_seconds_10k", "inference_seconds_10k"):
+            report[key] = job[key]
     if args.json:
         print(json.dumps(report, indent=2))
     return report
+
+
+def daily_job() -> dict:
+    """``bench.daily_job`` in a child process (it sets up Django on its own private
+    database); its summary line goes to stdout, its JSON report is returned."""
+    import subprocess
+
+    log("the daily job for 10,000 patients (bench.daily_job) ...")
+    done = subprocess.run([sys.executable, "-m", "bench.daily_job", "--json"], cwd=ROOT,
+                          stdout=subprocess.PIPE, text=True, check=True)
+    lines = done.stdout.splitlines()
+    start = lines.index("{")
+    print("\n".join(lines[:start]), flush=True)
+    return json.loads("\n".join(lines[start:]))
 
 
 if __name__ == "__main__":

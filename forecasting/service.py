@@ -14,7 +14,7 @@ from typing import Any
 
 import numpy as np
 from django.conf import settings
-from django.db import transaction
+from django.db import connection, transaction
 from django.utils import timezone
 
 from care.models import Patient
@@ -230,23 +230,33 @@ def forecast_metric(metric: str, *, end_day: date | None = None, patients: list[
     return written
 
 
-def _store(metric: str, mv: ModelVersion, ids: list, end_day: date, pred) -> int:
-    rows = []
-    for i, pid in enumerate(ids):
-        for h in range(HORIZON):
-            values = (pred.mean[i, h], pred.p10[i, h], pred.p50[i, h], pred.p90[i, h])
-            if not all(np.isfinite(values)):
-                continue
-            rows.append(Forecast(
-                patient_id=pid, metric=metric, issued_on=end_day,
-                target_date=end_day + timedelta(days=h + 1), horizon_days=h + 1,
-                mean=float(values[0]), p10=float(values[1]), p50=float(values[2]), p90=float(values[3]),
-                model_version=mv,
-            ))
-    Forecast.objects.bulk_create(
-        rows, batch_size=5000, update_conflicts=True,
-        unique_fields=["patient", "metric", "issued_on", "target_date"],
-        update_fields=["horizon_days", "mean", "p10", "p50", "p90", "model_version", "created_at"],
-    )
-    return len(rows)
+_UPSERT = """
+INSERT INTO forecasting_forecast AS f (patient_id, metric, issued_on, target_date, horizon_days,
+                                       mean, p10, p50, p90, model_version_id, created_at)
+SELECT patient_id, %s, %s, target_date, horizon_days, mean, p10, p50, p90, %s, %s FROM forecast_rows
+ON CONFLICT (patient_id, metric, issued_on, target_date) DO UPDATE SET
+    horizon_days = EXCLUDED.horizon_days, mean = EXCLUDED.mean, p10 = EXCLUDED.p10,
+    p50 = EXCLUDED.p50, p90 = EXCLUDED.p90, model_version_id = EXCLUDED.model_version_id,
+    created_at = EXCLUDED.created_at
+"""
 
+
+def _store(metric: str, mv: ModelVersion, ids: list, end_day: date, pred) -> int:
+    """Upsert the forecast rows of one issue date (a day ahead with any non-finite value
+    is left out): COPY into a temporary table, then one INSERT ... ON CONFLICT, so
+    10,000 patients' 140,000 rows take one round trip rather than 140,000 objects."""
+    stack = np.stack([pred.mean, pred.p10, pred.p50, pred.p90], axis=-1)[:, :HORIZON]  # (n, H, 4)
+    who, ahead = np.nonzero(np.isfinite(stack).all(axis=-1))
+    if len(who) == 0:
+        return 0
+    values = stack[who, ahead].tolist()
+    patients = np.asarray([int(i) for i in ids], dtype=np.int64)[who].tolist()
+    targets = [end_day + timedelta(days=h + 1) for h in range(HORIZON)]
+    with transaction.atomic(), connection.cursor() as cur:
+        cur.execute("CREATE TEMPORARY TABLE forecast_rows (patient_id bigint, target_date date, "
+                    "horizon_days smallint, mean float8, p10 float8, p50 float8, p90 float8) ON COMMIT DROP")
+        with cur.copy("COPY forecast_rows FROM STDIN") as cp:
+            for pid, h, (mean, p10, p50, p90) in zip(patients, ahead.tolist(), values, strict=True):
+                cp.write_row((pid, targets[h], h + 1, mean, p10, p50, p90))
+        cur.execute(_UPSERT, [metric, end_day, mv.pk, timezone.now()])
+    return len(who)

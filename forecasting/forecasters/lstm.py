@@ -112,25 +112,28 @@ class LSTMForecaster(Forecaster):
         L, H = self.window, self.horizon
         k = len(COVARIATES)
         offsets = np.arange(-L + 1, H + 1)  # window days, then future days
-        ys, covs, day0 = [], [], []
-        for h, end in zip(histories, ends, strict=True):
-            if len(end) == 0:
-                continue
-            T = len(h.y)
-            cov = h.covariates if h.covariates is not None else np.full((T, k), np.nan)
-            y_p = np.concatenate([np.full(L - 1, np.nan), h.y, np.full(H, np.nan)])
-            c_p = np.concatenate([np.full((L - 1, k), np.nan), cov, np.full((H, k), np.nan)])
-            idx = end[:, None] + offsets[None, :] + (L - 1)
-            ys.append(y_p[idx])
-            covs.append(c_p[idx[:, :L]])
-            day0.append(h.start.astype(np.int64) + end - L + 1)
-        if not ys:
+        used = [(h, np.asarray(end)) for h, end in zip(histories, ends, strict=True) if len(end)]
+        if not used:
             F = self.n_features
             return (np.zeros((0, L, F), np.float32), np.zeros(0), np.ones(0), np.zeros((0, H)))
-        yy = np.concatenate(ys)
+        # Every used history in one NaN-padded buffer (L - 1 days before, H after each),
+        # so all windows are cut by one fancy index instead of a copy per history.
+        lengths = np.array([len(h.y) for h, _ in used])
+        base = np.concatenate([[0], np.cumsum(lengths + L - 1 + H)])
+        y_all = np.full(int(base[-1]), np.nan)
+        c_all = np.full((int(base[-1]), k), np.nan)
+        for (h, _), b, T in zip(used, base[:-1].tolist(), lengths.tolist(), strict=True):
+            y_all[b + L - 1: b + L - 1 + T] = h.y
+            if h.covariates is not None:
+                c_all[b + L - 1: b + L - 1 + T] = h.covariates
+        counts = np.array([len(e) for _, e in used])
+        end = np.concatenate([e for _, e in used])
+        idx = (np.repeat(base[:-1], counts) + end + (L - 1))[:, None] + offsets[None, :]
+        yy = y_all[idx]
         wy, fut = yy[:, :L], yy[:, L:]
-        cov = np.concatenate(covs)[:, :, self.covariate_index]
-        first_day = np.concatenate(day0)
+        cov = c_all[idx[:, :L]][:, :, self.covariate_index]
+        starts = np.array([h.start.astype(np.int64) for h, _ in used])
+        first_day = np.repeat(starts, counts) + end - L + 1
         import warnings
 
         with warnings.catch_warnings():
@@ -351,9 +354,9 @@ class LSTMForecaster(Forecaster):
         X, _, _, fut = self._windows(histories, ends)
         raw = self._raw_predict(X).astype(np.float64)
         excess = np.maximum(raw[..., 0] - fut, fut - raw[..., 2]) - self.cqr_[None, :H]
-        owner = np.repeat(np.arange(n), counts)
+        bounds = np.concatenate([[0], np.cumsum(counts)])  # patient i's windows: a slice
         for i in np.flatnonzero(counts):
-            sc = excess[owner == i]
+            sc = excess[bounds[i]: bounds[i + 1]]
             sc = sc[~np.isnan(sc)]
             if len(sc) >= 10:
                 widen[i] = max(0.0, float(np.quantile(sc, min(1.0, 0.8 * (1 + 1 / len(sc))))))

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from datetime import date
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -93,3 +95,38 @@ def test_the_real_recordings_give_masked_resting_heart_rate_series(shared_data):
     assert rhr.dropna().between(40, 100).all()
     series = make_histories(feats, "resting_hr")
     assert np.isnan(series["AV2GF3B"].y).any()
+
+
+def _reference_split(table: pd.DataFrame, calendar: pd.DatetimeIndex | None = None) -> dict:
+    """The per-patient reindex that ``split_by_patient`` replaces (slow, plain)."""
+    out = {}
+    for patient, part in table.groupby(level=0, sort=True):
+        part = part.droplevel(0).sort_index()
+        cal = calendar if calendar is not None else pd.date_range(part.index.min(), part.index.max(), freq="D")
+        part = part.reindex(cal).reindex(columns=list(FEATURES)).astype(float)
+        part.index.name = "date"
+        out[patient] = part
+    return out
+
+
+def test_splitting_by_patient_fills_each_calendar_like_a_reindex_per_patient():
+    from forecasting.features import daily_table, split_by_patient
+
+    hr = (minutes("heart_rate", "2026-03-02 01:00", 360, 55) + minutes("heart_rate", "2026-03-05 01:00", 360, 60)
+          + minutes("heart_rate", "2026-03-09 08:00", 420, 70))
+    steps = minutes("steps", "2026-03-03 12:00", 30, 110, step_end=True)
+    parts = [hourly_from_frame("b", frame(hr)), hourly_from_frame("a", frame(hr[360:] + steps))]
+    from forecasting.features import Hourly
+
+    table = daily_table(Hourly.concat(parts), {"a": "America/New_York", "b": "Asia/Tokyo"})
+    got = split_by_patient(table)
+    want = _reference_split(table)
+    assert list(got) == ["a", "b"]
+    for patient in want:  # gaps (days without data) are NaN rows inside the calendar
+        pd.testing.assert_frame_equal(got[patient], want[patient], check_freq=False)
+    assert got["b"]["resting_hr"].isna().sum() >= 2
+    first, last = date(2026, 3, 4), date(2026, 3, 8)
+    window = split_by_patient(table, first, last)  # the calendar daily_from_db builds
+    calendar = pd.date_range(pd.Timestamp(first), pd.Timestamp(last), freq="D", name="date")
+    for patient, frame_ in _reference_split(table, calendar).items():
+        pd.testing.assert_frame_equal(window[patient], frame_)
