@@ -268,7 +268,7 @@ class PatientSamplesView(APIView):
                 next_start = rows[limit][0].isoformat()
             points = [{"night": b.date().isoformat(), "stage": st, "minutes": r(m)} for b, st, m in rows[:limit]]
         else:
-            rows = storage.read_series(patient_id, code, start, end, resolution)
+            rows = storage.read_series(patient_id, code, start, end, resolution, raw_limit=limit + 1)
             if len(rows) > limit:
                 next_start = rows[limit][0].isoformat()
             rows = rows[:limit]

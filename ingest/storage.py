@@ -452,16 +452,19 @@ def _cursor(cur):
 
 def read_series(
     patient_id: int, metric_code: int, start: datetime, end: datetime, resolution: str, cur=None,
+    raw_limit: int = 10_001,
 ) -> Sequence[tuple]:
     """Rows at a resolution (raw, 1m, 1h, 1d): raw rows are ``(time, end_time, value, label,
-    1, value, value)``, rollup rows ``(bucket, None, mean, None, n, vmin, vmax, total)``."""
+    1, value, value)``, rollup rows ``(bucket, None, mean, None, n, vmin, vmax, total)``.
+    Raw rows stop at ``raw_limit``: a caller serving N points asks for N + 1, so that it
+    knows where the next page starts."""
     with _cursor(cur) as cur:
         if resolution == "raw":
             cur.execute(
                 """SELECT time, end_time, value, label, 1, value, value FROM samples
                    WHERE patient_id = %s AND metric = %s AND time >= %s AND time < %s
-                   ORDER BY time LIMIT 5000""",
-                [patient_id, metric_code, start, end],
+                   ORDER BY time LIMIT %s""",
+                [patient_id, metric_code, start, end, raw_limit],
             )
         elif resolution == "1m":
             cur.execute(

@@ -35,6 +35,20 @@ def test_samples_honour_limit_and_say_where_the_next_page_starts(world, as_user)
     assert r.status_code == 400 and r.json()["errors"][0]["field"] == "limit"
 
 
+def test_raw_samples_serve_up_to_the_limit_and_page_on_past_it(world, as_user):
+    """More than 5,000 raw points under a limit of 10,000: all served (the store's read
+    once stopped at 5,000 with no next page, silently dropping the rest)."""
+    t0 = _hour_ago_ms() - 3_600_000
+    put_samples(world.pat.pk, "heart_rate", t0 + np.arange(6000) * 1000, 60.0 + np.arange(6000) % 40)
+    client = as_user(world.pat)
+    url = f"/api/v1/patients/{world.pat.pk}/samples?metric=heart_rate&resolution=raw"
+    body = client.get(f"{url}&limit=10000").json()
+    assert len(body["points"]) == 6000 and body["next_start"] is None
+    body = client.get(f"{url}&limit=5500").json()
+    assert len(body["points"]) == 5500
+    assert body["next_start"] is not None and body["next_start"] > body["points"][-1]["time"]
+
+
 def test_samples_are_rounded_to_the_metrics_precision(world, as_user):
     t0 = _hour_ago_ms()
     put_samples(world.pat.pk, "heart_rate", t0 + np.arange(3) * 60_000, [61.23456, 62.0, 63.33333])
