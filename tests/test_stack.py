@@ -17,19 +17,9 @@ import requests
 from django.db import connection
 
 from ingest.schema import now_ms
-from tests.conftest import free_port, run_manage
+from tests.conftest import free_port, run_manage, wait_for
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.slow]
-
-
-def wait_for(predicate, timeout: float, what: str):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(0.3)
-    raise AssertionError(f"timed out after {timeout}s waiting for {what}")
 
 
 # (job in var/metrics-targets.json, metric sample name): counters a running stack must show

@@ -17,6 +17,7 @@ import pytest
 import requests
 from django.db import connection
 
+from bench.common import stop
 from care.models import Device, Patient
 from ingest.schema import now_ms
 from tests.conftest import ROOT, free_port, run_manage, wait_port
@@ -96,11 +97,4 @@ def test_every_accepted_sample_is_stored_exactly_once_across_a_sink_kill(subproc
                         [[p.pk for p in patients]])
             assert cur.fetchone()[0] == 0
     finally:
-        for proc in procs:
-            if proc.poll() is None:
-                os.killpg(proc.pid, signal.SIGTERM)
-        for proc in procs:
-            try:
-                proc.wait(20)
-            except subprocess.TimeoutExpired:
-                os.killpg(proc.pid, signal.SIGKILL)
+        stop(*procs)

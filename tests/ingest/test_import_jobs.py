@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import os
 import shutil
-import signal
 import subprocess
 import sys
 import time
@@ -20,9 +19,10 @@ from django.test.utils import CaptureQueriesContext
 from rest_framework.test import APIClient
 
 from api import auth as api_auth
+from bench.common import stop
 from ingest import tasks, uploads
 from ingest.models import ImportJob
-from tests.conftest import ROOT, run_manage
+from tests.conftest import ROOT, run_manage, wait_for
 from tests.ingest import exports
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -32,27 +32,6 @@ def stored(patient_id: int) -> int:
     with connection.cursor() as cur:
         cur.execute("SELECT count(*) FROM samples WHERE patient_id = %s", [patient_id])
         return cur.fetchone()[0]
-
-
-def wait_until(predicate, timeout: float, what: str):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(0.3)
-    raise AssertionError(f"{what} within {timeout} s")
-
-
-def _stop(procs: list[subprocess.Popen]) -> None:
-    for proc in procs:
-        if proc.poll() is None:
-            os.killpg(proc.pid, signal.SIGTERM)
-    for proc in procs:
-        try:
-            proc.wait(30)
-        except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, signal.SIGKILL)
 
 
 def _worker_ready(proc: subprocess.Popen, log: Path, timeout: float = 90.0) -> None:
@@ -102,7 +81,7 @@ def test_an_uploaded_apple_export_is_imported_by_a_celery_worker_and_reaches_the
             job = client.get(r["Location"]).json()
             return job if job["status"] in ("done", "failed") else None
 
-        job = wait_until(ended, 120, "the import job did not end")
+        job = wait_for(ended, 120, "the import job to end")
         print(f"import job {job['status']} {time.monotonic() - started:.1f} s after the upload")
         assert job["status"] == "done", job["error"]
         assert (job["read"], job["accepted"], job["skipped"], job["refused"], job["batches"]) == (14, 12, 1, 1, 1)
@@ -110,7 +89,7 @@ def test_an_uploaded_apple_export_is_imported_by_a_celery_worker_and_reaches_the
         assert not any(settings.IMPORT_DIR.iterdir())  # the file is deleted when the job ends
         assert ImportJob.objects.get().stored_path == ""
 
-        wait_until(lambda: stored(patient.pk) >= 12, 120, "the sink did not store the 12 samples")
+        wait_for(lambda: stored(patient.pk) >= 12, 120, "the sink to store the 12 samples")
         print(f"12 samples in the samples table {time.monotonic() - started:.1f} s after the upload")
         time.sleep(1)
         assert stored(patient.pk) == 12
@@ -118,7 +97,7 @@ def test_an_uploaded_apple_export_is_imported_by_a_celery_worker_and_reaches_the
         assert f"import job {job['id']} done" in text
         assert "2024-01-02" not in text and 'value="6' not in text  # no health data in the worker's log
     finally:
-        _stop([worker, sink])
+        stop(worker, sink)
 
 
 def _job_for(patient, path: Path, settings) -> ImportJob:
