@@ -247,3 +247,21 @@ def test_a_patient_with_imports_still_in_progress_at_the_limit_is_answered_429(w
                                       "upload again when one has ended")
     ImportJob.objects.filter(status=ImportJob.RUNNING).update(status=ImportJob.FAILED)
     assert upload(as_user(world.pat), world.pat.pk, file=fitbit_file()).status_code == 202
+
+
+def test_a_waiting_upload_is_deleted_with_its_job_or_its_patient_once_that_commits(
+        world, as_user, import_dir, django_capture_on_commit_callbacks):
+    with django_capture_on_commit_callbacks(execute=False):
+        assert upload(as_user(world.pat), world.pat.pk, file=fitbit_file()).status_code == 202
+        assert upload(as_user(world.pat), world.pat.pk, file=fitbit_file()).status_code == 202
+    first, second = (Path(j.stored_path) for j in ImportJob.objects.order_by("pk"))
+    assert first.exists() and second.exists()
+    with django_capture_on_commit_callbacks(execute=True):
+        ImportJob.objects.order_by("pk").first().delete()
+    assert not first.parent.exists() and second.exists()
+    with django_capture_on_commit_callbacks(execute=False) as pending:
+        world.pat.delete()  # the jobs go with the patient (CASCADE)
+    assert second.exists()  # not before the deletion commits
+    for callback in pending:
+        callback()
+    assert not second.parent.exists() and list(import_dir.iterdir()) == []
