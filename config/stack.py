@@ -292,6 +292,9 @@ class Stack:
             services.wait_port("127.0.0.1", self.api_port, 60, "the API")
             credentials = subprocess.run(self.manage("demo_credentials", "--patients", str(self.patients)),
                                          cwd=ROOT, env=self.env, capture_output=True, text=True)
+            if credentials.returncode != 0:
+                self.say("stack", "demo_credentials failed; the demo logins, team and notifications may be "
+                                  "missing: " + " | ".join(credentials.stderr.strip().splitlines()[-4:]))
             self.set_up_demo_notifications()
             self.spawn("simulator", self.manage("simulate", "--api", api, "--patients", str(self.patients)))
             self.say("stack", "")

@@ -79,7 +79,10 @@ def _copy_frame(cur, sql: str, params: list, columns: list[str]) -> pd.DataFrame
     DataFrame of tuples was half of the daily job's read (bench.daily_job --profile). Floats come back exactly: PostgreSQL
     prints the shortest text that round-trips and pandas' parser reads it exactly."""
     buf = io.BytesIO()
-    with cur.copy(f"COPY ({sql.strip()}) TO STDOUT", params) as copy:
+    # psycopg's own cursor: Django's debug cursor (DEBUG=1, as under make run) wraps
+    # copy() without its params, and COPY (query) needs them
+    raw = getattr(cur, "cursor", cur)
+    with raw.copy(f"COPY ({sql.strip()}) TO STDOUT", params) as copy:
         for block in copy:
             buf.write(block)
     if buf.tell() == 0:

@@ -185,6 +185,11 @@ def test_the_stack_serves_pushed_data_through_the_read_api_within_10_s_and_stops
         print("metrics scraped during make run: " + ", ".join(f"{k}={v:g}" for k, v in sorted(totals.items())))
         missing = _dashboard_metrics() - _declared_metrics(tmp_path)
         assert not missing, f"the Grafana dashboard uses metrics no process serves: {sorted(missing)}"
+    except BaseException:
+        # the stack's own lines (pytest shows them with the failure), without the broker client's chatter
+        print("\n".join(line for line in lines if "kafka.net" not in line)[-20_000:])
+        print("\n".join(line for line in lines if "stack |" in line or "notify |" in line))
+        raise
     finally:
         children = psutil.Process(stack.pid).children(recursive=True) if stack.poll() is None else []
         if stack.poll() is None:

@@ -52,6 +52,20 @@ def test_features_from_the_rollups_equal_features_from_the_recording(cohort_in_d
     assert from_frame["resting_hr"].notna().sum() >= DAYS - 3
 
 
+def test_rollups_are_read_under_djangos_debug_cursor_as_make_run_uses(cohort_in_db):
+    """DEBUG=1 (make run) gives Django's debug cursor, whose copy() takes no params: the
+    COPY read once failed there, and with it the stack's demo set-up (seed_demo's advice)."""
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    patient, _ = cohort_in_db[0]
+    start, end = midnight_days_ago(DAYS + 1), midnight_days_ago(-1)
+    plain = hourly_from_db([patient.pk], start, end)
+    with CaptureQueriesContext(connection):  # forces the debug cursor
+        debug = hourly_from_db([patient.pk], start, end)
+    assert len(debug.hours) == len(plain.hours) > 0
+
+
 def _version(metric: str, mase: float, promoted: bool = False) -> ModelVersion:
     mv = registry.register(metric, make("seasonal_naive"), metrics={"mase": mase},
                            train_start=None, train_end=None, n_series=1)
