@@ -14,7 +14,9 @@ The loop owns everything else, the same way for every sink:
 * **commit**: the offset + 1 of every message of a batch (written or dead-lettered
   alike) is committed only after the write committed and the dead letters were
   acknowledged, about once a second and on shutdown. A dead-lettered message is booked
-  exactly like a written one, so a restart never dead-letters it again.
+  exactly like a written one, so a restart never dead-letters it again. Commits that keep
+  meeting a rebalance for ``stuck_rebalance_s`` make the loop leave the group and join
+  again with a new consumer (what came since the last commit is read again).
 * **retries**: an error of ``transient_errors`` (the database is unreachable) or a
   broker error while dead-lettering is retried with backoff (0.5 s doubling to 10 s),
   for as long as it takes while running. An error of ``refused_errors`` (the database
@@ -93,6 +95,9 @@ class ConsumerLoop(Generic[T]):
     poll_timeout_ms: int = 50
     #: at shutdown, how long a commit that met a rebalance waits for the rejoin
     rejoin_s: float = 15.0
+    #: while running, how long commits may keep meeting a rebalance before the loop leaves
+    #: the group and joins it again with a new consumer (see ``_rejoin``)
+    stuck_rebalance_s: float = 20.0
 
     def __init__(self, *, topic: str, group_id: str, batch_messages: int, batch_seconds: float,
                  stats: LoopStats | None = None) -> None:
@@ -108,6 +113,7 @@ class ConsumerLoop(Generic[T]):
         self._committable: dict[TopicPartition, int] = {}
         self._last_commit = time.monotonic()
         self._lag_at = 0.0
+        self._rebalancing_since: float | None = None
 
     # -- what a sink supplies ------------------------------------------------
     def parse(self, value: bytes) -> T:
@@ -135,10 +141,7 @@ class ConsumerLoop(Generic[T]):
 
     def run(self, *, max_seconds: float | None = None) -> LoopStats:
         kafka.ensure_topics(extra=[self.topic, self.dlq_topic])
-        # A short session makes a group join (and a dead member's hand-over) take seconds;
-        # 10 s, as the detector workers use: 6 s was tight on a loaded machine.
-        consumer = kafka.consumer(self.group_id, [self.topic], max_poll_records=self.batch_messages,
-                                  session_timeout_ms=10_000, heartbeat_interval_ms=1000)
+        consumer = self._new_consumer()
         deadline = None if max_seconds is None else time.monotonic() + max_seconds
         log.info("%s consuming %s (group %s)", type(self).__name__, self.topic, self.group_id)
         last_report = time.monotonic()
@@ -153,6 +156,9 @@ class ConsumerLoop(Generic[T]):
                                       or time.monotonic() - self._first_at >= self.batch_seconds):
                     self._flush()
                 self._commit(consumer)
+                if self._rebalancing_since is not None \
+                        and time.monotonic() - self._rebalancing_since > self.stuck_rebalance_s:
+                    consumer = self._rejoin(consumer)
                 self._report_lag(consumer)
                 if time.monotonic() - last_report > 30:
                     last_report = time.monotonic()
@@ -172,6 +178,31 @@ class ConsumerLoop(Generic[T]):
         return self.stats
 
     # -- the steps ---------------------------------------------------------------
+    def _new_consumer(self):
+        # A short session makes a group join (and a dead member's hand-over) take seconds;
+        # 10 s, as the detector workers use: 6 s was tight on a loaded machine.
+        return kafka.consumer(self.group_id, [self.topic], max_poll_records=self.batch_messages,
+                              session_timeout_ms=10_000, heartbeat_interval_ms=1000)
+
+    def _rejoin(self, consumer):
+        """Commits kept meeting a rebalance for ``stuck_rebalance_s``: leave the group and
+        join it again with a new consumer. Seen on a loaded machine with kafka-python 3.0:
+        a one-member group's rejoin, once started, never finished while the loop polled
+        every 50 ms, and every commit answered RebalanceInProgressError. What was polled
+        or written since the last commit is read again from the committed offsets; the
+        writes are idempotent, so nothing doubles."""
+        log.warning("offset commits met a rebalance for %.0f s: leaving the group and joining it "
+                    "again (what came since the last commit is read again)",
+                    time.monotonic() - (self._rebalancing_since or time.monotonic()))
+        try:
+            consumer.close(autocommit=False)
+        except Exception as exc:  # noqa: BLE001 - the old consumer is dropped either way
+            log.warning("closing the stuck consumer failed (%s)", type(exc).__name__)
+        self._pending = []
+        self._committable = {}
+        self._rebalancing_since = None
+        return self._new_consumer()
+
     def _report_lag(self, consumer) -> None:
         """The group's lag (end of each assigned partition minus its position), at most every 5 s."""
         now = time.monotonic()
@@ -302,12 +333,15 @@ class ConsumerLoop(Generic[T]):
                 self._committable = {}
                 return
             log.warning("offset commit failed (RebalanceInProgressError); retrying later")
+            if self._rebalancing_since is None:
+                self._rebalancing_since = time.monotonic()
             return
         except KafkaError as exc:
             # The broker is unreachable: keep the offsets and try again later.
             log.warning("offset commit failed (%s); retrying later", type(exc).__name__)
             return
         self._committable = {}
+        self._rebalancing_since = None
 
     def _commit_after_rejoin(self, consumer, offsets) -> bool:
         """At shutdown, a commit that met a rebalance: let the consumer rejoin (a short poll;

@@ -263,9 +263,11 @@ def test_sigterm_during_a_database_outage_gives_up_after_the_bounded_retry_and_t
     try:
         send(topic, key, [case.message(patient, k) for k in range(5)])
         wait_for("the first five writes", lambda: case.written(patient) == 5, 90, log_path)
-        # their offsets are committed after the write (under load, later than a second)
+        # their offsets are committed after the write (under load, later than a second; a
+        # rebalance that never finishes is left after stuck_rebalance_s, then they commit)
         wait_for("the first five offsets committed",
-                 lambda: committed(kafka_topics["bootstrap"], group, topic) == 5, 30, log_path)
+                 lambda: committed(kafka_topics["bootstrap"], group, topic) == 5,
+                 ConsumerLoop.stuck_rebalance_s + 40, log_path)
         db_proxy.cut()
         send(topic, key, [case.message(patient, k) for k in range(5, 10)])
         wait_for("a failed write", lambda: "write failed" in log_path.read_text(errors="replace"), 30, log_path)
