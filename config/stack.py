@@ -19,6 +19,7 @@ behind endless restarts either.
 
 from __future__ import annotations
 
+import hashlib
 import importlib.util
 import json
 import os
@@ -415,11 +416,13 @@ class _FileTail:
 
 def _pg_data_dir(var: Path) -> Path:
     """var/pgdata, unless a parent folder is closed to other users (as /root is): the
-    server runs as an unprivileged user and must reach its data directory."""
+    server runs as an unprivileged user and must reach its data directory, so it goes to
+    /var/tmp, in a folder named after this var/ folder: a second ``make run`` in the same
+    checkout finds its data again, and another checkout (or a fresh var/) never shares it."""
     var = var.resolve()
     if os.geteuid() != 0 or all(p.stat().st_mode & stat.S_IXOTH for p in [var, *var.parents] if p.exists()):
         return var / "pgdata"
-    return Path("/var/tmp/healthstream-pgdata")
+    return Path("/var/tmp") / f"healthstream-pgdata-{hashlib.sha256(str(var).encode()).hexdigest()[:12]}"
 
 
 def _free_port() -> int:

@@ -93,3 +93,19 @@ def test_the_simulators_backfill_line_queues_the_first_forecasts_once(tmp_path, 
     _wait_dead(stack)
     assert len(calls) == 1
     assert "forecasting.tasks.bootstrap_forecasts" in calls[0] and "--countdown" in calls[0]
+
+
+def test_stacks_with_closed_var_folders_never_share_a_database_folder(tmp_path, monkeypatch):
+    """As root, under a folder other users cannot enter (/root, a mkdtemp folder), the
+    embedded PostgreSQL's data goes to /var/tmp: one folder per var/ folder, so a stack on
+    a fresh var/ starts on an empty database (one shared path once served a benchmark's
+    "fresh" stack the forecasts of older runs), and the same var/ finds its data again."""
+    monkeypatch.setattr(stack_module.os, "geteuid", lambda: 0)
+    closed = tmp_path / "closed"
+    closed.mkdir(mode=0o700)
+    first, second = closed / "a" / "var", closed / "b" / "var"
+    for var in (first, second):
+        var.mkdir(parents=True)
+    one, other = stack_module._pg_data_dir(first), stack_module._pg_data_dir(second)
+    assert one != other and one.parent == other.parent == stack_module.Path("/var/tmp")
+    assert stack_module._pg_data_dir(first) == one
