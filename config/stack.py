@@ -274,20 +274,15 @@ class Stack:
                 else:
                     self.say("stack", f"{command} is not part of this build yet: not started")
             notify_lines = self.start_notification_sinks(api)
-            celery_prom = self.var / "prometheus-celery"  # the pool's children sum through files
-            shutil.rmtree(celery_prom, ignore_errors=True)
-            celery_prom.mkdir(parents=True)
             # one worker per queue (config/settings.py, CELERY_TASK_ROUTES): training and
             # forecasts never hold the slots notifications need
-            self.spawn("celery", [sys.executable, "-m", "celery", "-A", "config", "worker", "-n", "alerts@%h",
-                                  "-Q", "celery", "--loglevel", "INFO", "--concurrency", "2"], metrics=True,
-                       extra_env={"PROMETHEUS_MULTIPROC_DIR": str(celery_prom)})
-            bulk_prom = self.var / "prometheus-celery-bulk"
-            shutil.rmtree(bulk_prom, ignore_errors=True)
-            bulk_prom.mkdir(parents=True)
-            self.spawn("bulk", [sys.executable, "-m", "celery", "-A", "config", "worker", "-n", "bulk@%h",
-                                "-Q", "bulk", "--loglevel", "INFO", "--concurrency", "1"], metrics=True,
-                       extra_env={"PROMETHEUS_MULTIPROC_DIR": str(bulk_prom)})
+            for label, node, queue, concurrency in (("celery", "alerts", "celery", 2), ("bulk", "bulk", "bulk", 1)):
+                prom = self.var / f"prometheus-{label}"  # the pool's children sum through files
+                shutil.rmtree(prom, ignore_errors=True)
+                prom.mkdir(parents=True)
+                self.spawn(label, [sys.executable, "-m", "celery", "-A", "config", "worker", "-n", f"{node}@%h",
+                                   "-Q", queue, "--loglevel", "INFO", "--concurrency", str(concurrency)],
+                           metrics=True, extra_env={"PROMETHEUS_MULTIPROC_DIR": str(prom)})
             self.spawn("beat", [sys.executable, "-m", "celery", "-A", "config", "beat", "--loglevel", "INFO",
                                 "--schedule", str(self.var / "celerybeat-schedule")])
             services.wait_port("127.0.0.1", self.api_port, 60, "the API")
