@@ -123,13 +123,22 @@ def create_app(*, thresholds: ThresholdCache | None = None) -> faust.App:
         RocksDB recovery.
         """
         pending = []
-        partitions = {key: last_event[key].message.partition for key in states}
+        direct = not app.in_transaction  # exactly_once: Faust's path picks the transaction
+        topic = table.changelog_topic.get_topic_name()
         for key, blob in states.items():
+            event = last_event[key]
             # The RocksDB store picks the partition's database from the task's current
             # event, which take_events leaves unset: point it at this key's own event.
-            with as_current_event(last_event[key]):
+            with as_current_event(event):
                 table.data[key] = blob
-            pending.append(await send_changelog(key, blob, partitions[key]))
+            if direct:
+                # the producer itself: Faust's Topic.send adds ~0.3 ms of bookkeeping a
+                # record, paid once per patient in every batch
+                fut = await app.producer.send(topic, key, blob, event.message.partition, None, None)
+                fut.add_done_callback(persisted_direct)
+                pending.append(fut)
+            else:
+                pending.append(await send_changelog(key, blob, event.message.partition))
         for fut in pending:
             await fut
 
@@ -137,6 +146,11 @@ def create_app(*, thresholds: ThresholdCache | None = None) -> faust.App:
         return await table.changelog_topic.send(
             key=key, value=value, partition=partition, key_serializer="raw",
             value_serializer="raw", callback=persisted, force=True)
+
+    def persisted_direct(fut) -> None:
+        if not fut.cancelled() and fut.exception() is None:
+            meta = fut.result()
+            table.data.set_persisted_offset(meta.topic_partition, meta.offset)
 
     def persisted(fut) -> None:
         meta = fut.result()

@@ -26,7 +26,8 @@ Contract (river style)
 from __future__ import annotations
 
 import inspect
-from collections.abc import Iterable, Mapping, Sequence
+import operator
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
@@ -293,7 +294,7 @@ class Episode:
         self.closed_at = -1
 
     def __getstate__(self):
-        return tuple(getattr(self, k) for k in self.__slots__)
+        return _EPISODE_FIELDS(self)
 
     def __setstate__(self, state) -> None:
         for k, v in zip(self.__slots__, state, strict=True):
@@ -345,6 +346,10 @@ class Episode:
         self.closed_at = at
         self.seq += 1
         return Event(name, self.severity, "closed", self.start, self.end, self.seq, evidence, at)
+
+
+#: the slots in order, read in one C call (a state write reads every episode's)
+_EPISODE_FIELDS = operator.attrgetter(*Episode.__slots__)
 
 
 # --------------------------------------------------------------------------- detectors
@@ -473,26 +478,25 @@ class Detector:
         some hundreds more per detector: this keeps a patient's state small without
         changing a single value. A hyperparameter at its default is stored as ``...``.
         """
-        order, spec = _spec(type(self))
+        order, getter, params = _spec(type(self))
         d = self.__dict__
         if tuple(d) != order:
             return {k: _pack(v) for k, v in d.items() if k not in self._derived}
-        out = []
-        for k, default in spec:
-            v = d[k]
-            if default is not _NO_DEFAULT and v == default and type(v) is type(default):
-                out.append(...)
-            elif isinstance(v, np.ndarray):
-                out.append((_ND, v.dtype.str, v.shape, v.tobytes()))
-            else:
-                out.append(v)
+        # one C call for the values, one comprehension for the arrays, then the few
+        # hyperparameters (this runs for every detector of every patient at each write)
+        out = [(_ND, v.dtype.str, v.shape, v.tobytes()) if type(v) is _NDARRAY else v
+               for v in getter(self)]
+        for i, default in params:
+            v = out[i]
+            if v == default and type(v) is type(default):
+                out[i] = ...
         return tuple(out)
 
     def __setstate__(self, state) -> None:
         if isinstance(state, dict):
             self.__dict__.update({k: _unpack(v) for k, v in state.items()})
         else:
-            _, spec = _spec(type(self))
+            spec = _stored(type(self))[1]
             self.__dict__.update(
                 (k, default if v is ... else _unpack(v))
                 for (k, default), v in zip(spec, state, strict=True))
@@ -500,21 +504,33 @@ class Detector:
             self._derive()
 
 
-_SPECS: dict[type, tuple[tuple[str, ...], list[tuple[str, Any]]]] = {}
+_Spec = tuple[tuple[str, ...], list[tuple[str, Any]], Callable[[Any], tuple], tuple[tuple[int, Any], ...]]
+_SPECS: dict[type, _Spec] = {}
 _ND = "\0nd"
+_NDARRAY = np.ndarray
 _NO_DEFAULT = object()
 
 
-def _spec(cls: type[Detector]) -> tuple[tuple[str, ...], list[tuple[str, Any]]]:
-    """All attribute names of a fresh ``cls`` in order, and the stored ones with their defaults."""
+def _stored(cls: type[Detector]) -> _Spec:
+    """A fresh ``cls``'s attribute names in order; the stored ones with their defaults
+    (``_NO_DEFAULT`` for state); a getter of the stored values; the hyperparameters'
+    positions among them with their defaults."""
     spec = _SPECS.get(cls)
     if spec is None:
         fresh = cls()
         params = set(cls._param_names())
         stored = [(k, v if k in params else _NO_DEFAULT) for k, v in fresh.__dict__.items()
                   if k not in cls._derived]
-        spec = _SPECS[cls] = (tuple(fresh.__dict__), stored)
+        names = [k for k, _ in stored]
+        getter = operator.attrgetter(*names) if len(names) > 1 else (lambda o, k=names[0]: (getattr(o, k),))
+        defaults = tuple((i, v) for i, (_, v) in enumerate(stored) if v is not _NO_DEFAULT)
+        spec = _SPECS[cls] = (tuple(fresh.__dict__), stored, getter, defaults)
     return spec
+
+
+def _spec(cls: type[Detector]) -> tuple[tuple[str, ...], Callable[[Any], tuple], tuple[tuple[int, Any], ...]]:
+    order, _, getter, params = _stored(cls)
+    return order, getter, params
 
 
 def _pack(v):
