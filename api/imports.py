@@ -16,7 +16,8 @@ import zoneinfo
 from django.conf import settings
 from django.db import transaction
 from django.urls import reverse
-from drf_spectacular.utils import OpenApiParameter, extend_schema
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import OpenApiParameter, extend_schema, extend_schema_field
 from rest_framework import exceptions, generics, serializers, status
 from rest_framework.parsers import MultiPartParser
 from rest_framework.response import Response
@@ -41,10 +42,16 @@ class ImportJobSerializer(serializers.ModelSerializer):
         read_only_fields = fields
 
 
+@extend_schema_field(OpenApiTypes.BINARY)
+class UploadField(serializers.FileField):
+    """A file part of a multipart body: binary in the schema (a FileField reads as a URI
+    there, so clients and schemathesis sent the export as a text field)."""
+
+
 class ImportUploadSerializer(serializers.Serializer):
     """The upload form (documents the multipart body; the view checks it itself)."""
 
-    file = serializers.FileField(help_text="one export file: Apple export.zip or export.xml, Fitbit, "
+    file = UploadField(help_text="one export file: Apple export.zip or export.xml, Fitbit, "
                                            "Google Fit, WHOOP, Fitabase... recognised by its content")
     tz = serializers.CharField(required=False, help_text="IANA zone of local times without an offset "
                                                          "(default: the patient's time zone)")

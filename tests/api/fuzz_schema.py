@@ -11,6 +11,7 @@ least once; the per-operation status counts are written to var/fuzz-report.txt.
 
 from __future__ import annotations
 
+import json
 import os
 import secrets
 import time
@@ -30,6 +31,7 @@ from api.auth import issue
 from care.models import Device, TeamMembership
 from config.wsgi import application
 from tests.api.factories import PASSWORD
+from tests.ingest import exports
 
 ROOT = Path(__file__).resolve().parents[2]
 EXAMPLES = int(os.environ.get("FUZZ_EXAMPLES", "200"))
@@ -53,13 +55,16 @@ def seeded(world, request):
     TeamMembership.objects.filter(team=world.team_a, clinician=world.alice).update(role=TeamMembership.LEAD)
     if "ingest" in request.node.name:
         request.getfixturevalue("kafka_topics")  # a real broker for the upload endpoint
+    if "imports" in request.node.name:  # uploads wait in a folder of this test's own
+        request.getfixturevalue("settings").IMPORT_DIR = request.getfixturevalue("tmp_path") / "imports"
     return world
 
 
 def _ids(w) -> dict[str, object]:
     return {"patient_id": w.pat.pk, "alert_id": w.red.pk, "device_id": w.device.pk,
             "consent_id": w.pat.consents.values_list("pk", flat=True).first() or 1,
-            "recommendation_id": w.advice.pk, "team_id": w.team_a.pk, "detector": "hr_high_at_rest"}
+            "recommendation_id": w.advice.pk, "team_id": w.team_a.pk, "detector": "hr_high_at_rest",
+            "clinician_id": w.carol.pk}  # a member of team A, whose lead alice is
 
 
 def _body(method: str, path: str, w) -> object:
@@ -88,6 +93,12 @@ def _body(method: str, path: str, w) -> object:
     return None
 
 
+def _upload(case) -> None:
+    """A Fitbit heart-rate export as the multipart field ``file`` (what the readers know)."""
+    case.media_type = "multipart/form-data"
+    case.body = {"file": json.dumps(exports.fitbit_heart_rate()).encode()}
+
+
 def _run(case, w, role: str) -> None:
     op = f"{case.operation.method.upper()} {case.operation.path}"
     if secrets.randbelow(2):  # not `random`: Hypothesis pins its state for every example
@@ -96,6 +107,8 @@ def _run(case, w, role: str) -> None:
         body = _body(case.operation.method.upper(), case.operation.path, w)
         if body is not None:
             case.body = body
+        elif case.operation.method.upper() == "POST" and case.operation.path.endswith("/imports"):
+            _upload(case)
     who = w.alice if role == "clinician" else w.pat
     if case.operation.path.endswith("/ingest/batches"):
         device, raw = Device.issue(w.pat, "fuzz phone")

@@ -265,3 +265,14 @@ def test_a_waiting_upload_is_deleted_with_its_job_or_its_patient_once_that_commi
     for callback in pending:
         callback()
     assert not second.parent.exists() and list(import_dir.iterdir()) == []
+
+
+def test_the_schema_documents_the_upload_as_a_binary_file_part(client):
+    """A FileField reads as ``format: uri`` in the schema: generated clients (and the fuzz
+    run) then sent the export as a text field, which the endpoint refuses."""
+    schema = client.get("/api/schema/?format=json").json()
+    form = schema["paths"]["/api/v1/patients/{patient_id}/imports"]["post"]["requestBody"]["content"]
+    ref = form["multipart/form-data"]["schema"]["$ref"].rsplit("/", 1)[1]
+    assert schema["components"]["schemas"][ref]["properties"]["file"] == {
+        "type": "string", "format": "binary",
+        "description": schema["components"]["schemas"][ref]["properties"]["file"]["description"]}
