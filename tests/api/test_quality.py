@@ -52,7 +52,9 @@ def test_alert_days_per_patient_month_and_the_not_actionable_share_per_detector_
 
 
 def test_the_endpoint_serves_the_clinicians_own_teams_and_refuses_patients_and_strangers(world, as_user, api):
-    start = datetime.now(UTC) - timedelta(days=3)
+    # 02:00 UTC three days ago for 30 h: two UTC days whatever the hour the test runs at
+    # (from now - 3 d, 30 h crossed a third midnight whenever the test ran after 18:00 UTC)
+    start = datetime.now(UTC).replace(hour=2, minute=0, second=0, microsecond=0) - timedelta(days=3)
     _alert(world.pat, "sleep_debt", start, start + timedelta(hours=30))
     body = as_user(world.alice).get("/api/v1/alerts/quality").json()
     assert body["periods"] == [30, 90] and {r["team"]["name"] for r in body["rows"]} == {"Cardiology A"}
