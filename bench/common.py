@@ -21,11 +21,9 @@ ROOT = Path(__file__).resolve().parent.parent
 
 
 def free_port() -> int:
-    import socket
+    from config.services import free_port as below_the_ephemeral_range
 
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+    return below_the_ephemeral_range()
 
 
 @contextmanager

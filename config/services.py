@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import base64
 import os
+import random
 import shutil
 import signal
 import socket
@@ -517,8 +518,39 @@ class PrivateServices:
         self.folders.clear()
 
 
+_HANDED_OUT: set[int] = set()
+
+
+def _ephemeral_low() -> int:
+    try:
+        return int(Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()[0])
+    except (OSError, ValueError, IndexError):
+        return 32768  # Linux's default
+
+
 def free_port() -> int:
-    with socket.socket() as s:
+    """A free TCP port on 127.0.0.1 for a server we start, below the ephemeral range.
+
+    ``bind(0)`` hands out ports from the range the kernel also gives outgoing connections
+    their local ports from: between choosing such a port and the server binding it, any
+    client connecting anywhere could take it (CI saw Kafka exit 1 at start, once in many
+    runs). A port below the range is taken only by an explicit bind. Never the same port
+    twice in a process (several are chosen before any server binds them).
+    """
+    low = _ephemeral_low()
+    rng = random.SystemRandom()
+    for _ in range(200 if low > 20_001 else 0):
+        port = rng.randrange(20_000, low)
+        if port in _HANDED_OUT:
+            continue
+        with socket.socket() as s:
+            try:
+                s.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+        _HANDED_OUT.add(port)
+        return port
+    with socket.socket() as s:  # no room below the range: the kernel's choice
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
 

@@ -26,7 +26,6 @@ import os
 import secrets
 import shutil
 import signal
-import socket
 import stat
 import subprocess
 import sys
@@ -421,9 +420,9 @@ def _pg_data_dir(var: Path) -> Path:
 
 
 def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+    from config.services import free_port
+
+    return free_port()
 
 
 def _has_command(name: str) -> bool:

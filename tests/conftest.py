@@ -23,9 +23,9 @@ SHARED_DATA = ROOT.parent / "shared" / "data"
 
 
 def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+    from config.services import free_port as below_the_ephemeral_range
+
+    return below_the_ephemeral_range()
 
 
 def wait_port(port: int, timeout: float = 15.0) -> None:
