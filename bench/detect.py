@@ -23,7 +23,7 @@ Starts its own Apache Kafka and a fresh database (``bench_environment``). Measur
   ``/api/v1/ingest/batches``; latency = from its HTTP 202 to the alert row being
   readable in PostgreSQL (``alerts_measured_from_ingest`` of them);
 * ``state_bytes_per_patient``: a patient's state as the changelog and RocksDB hold it
-  (``PatientState.dumps``: the compact pickle, zlib level 6 with the state dictionary) after 30 simulated days
+  (``PatientState.dumps``: the compact pickle, LZ4 with the state dictionary) after 30 simulated days
   with the episode logic (illness episode, budgets), averaged over 100 simulated
   histories (``state_bytes_per_patient_max``: the largest; ``state_pickle_bytes_per_patient``:
   before compression), plus the resident memory ``--state-patients`` decoded

@@ -6,8 +6,8 @@ samples.v1 (key = patient id) --> agent ``detect`` --> alerts.v1 (key = patient 
                                           co-partitioned with samples.v1)
 
 The agent is thin: it batches events (``take_events``), hands them to
-``DetectorProcessor`` (pure Python + numpy), sends the alerts and waits for the
-broker's ack, then writes the new state into the table. The table's store is
+``DetectorProcessor`` (pure Python + numpy) to judge, sends the alerts and waits for
+the broker's ack, then has the new states encoded and writes them into the table. The table's store is
 RocksDB (through rocksdict) in production and memory in tests; either way the
 changelog topic is the source of truth, so a restarted or a new worker recovers the
 state of the partitions it is given. Several workers in the same group share the
@@ -16,6 +16,7 @@ partitions (Faust's consumer group). Async code here never calls the Django ORM.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 from pathlib import Path
@@ -27,7 +28,7 @@ from lib import kafka as hs_kafka
 from lib import metrics
 from lib.consumer import header_id, uploads
 from streams.faust_hooks import as_current_event
-from streams.processor import DetectorProcessor, store_history
+from streams.processor import DetectorProcessor, Output, patient_parts, store_history
 from streams.thresholds import ThresholdCache
 
 log = logging.getLogger(__name__)
@@ -92,13 +93,23 @@ def create_app(*, thresholds: ThresholdCache | None = None) -> faust.App:
                                                within=settings.DETECTOR_TAKE_WITHIN_S):
             started, judged = time.perf_counter(), processor.stats.samples
             batch = [(e.message.key or b"", e.message.offset, e.message.value) for e in events]
-            out = processor.process(batch, table.get)
-            # force=True: send now, never as an attachment of the (unset) current event
-            pending = [await alerts.send(key=a.key(), value=a.dumps(), force=True)
-                       for a in out.alerts if not thresholds.suppressed(a)]
+            out = Output()
+            pending = []
+            # Judged a part of the take's patients at a time, each part's alerts sent as soon
+            # as it is judged: an alert waits for its own part, not for the whole take.
+            for part in patient_parts(batch, settings.DETECTOR_JUDGE_PATIENTS):
+                first = len(out.alerts)
+                # the store itself: the table's own lookup asks RocksDB twice (``in``, then the value)
+                processor.judge(part, table.data.get, out)
+                # force=True: send now, never as an attachment of the (unset) current event
+                pending += [await alerts.send(key=a.key(), value=a.dumps(), force=True)
+                            for a in out.alerts[first:] if not thresholds.suppressed(a)]
+                if pending:
+                    await asyncio.sleep(0)  # the producer puts the alerts on the wire
             for fut in pending:
                 await fut  # the alerts are acked by the broker before the state moves on
-            await write_states(out.states, {e.message.key or b"": e for e in events})
+            # the states are encoded only now: the alerts did not wait for it
+            await write_states(processor.dump(out).states, {e.message.key or b"": e for e in events})
             if uploads.isEnabledFor(logging.INFO):
                 for e in events:
                     ids = dict(e.message.headers or ())

@@ -135,11 +135,51 @@ class MinuteFrame:
     hr_n: np.ndarray  # int32, heart-rate samples in the minute
     steps: np.ndarray  # float64, steps (intervals spread in proportion to overlap)
     activity: np.ndarray  # int32, activity (workout) intervals overlapping the minute
+    #: what several detectors derive from the same frame, computed once per frame (never
+    #: state; the arrays in it are shared, so no detector may change them in place)
+    memo: dict[Any, Any] = field(default_factory=dict, compare=False, repr=False)
 
     @property
     def moving(self) -> np.ndarray:
         """Minutes with steps or a workout: not at rest."""
-        return (self.steps > 0) | (self.activity > 0)
+        m = self.memo.get("moving")
+        if m is None:
+            m = self.memo["moving"] = (self.steps > 0) | (self.activity > 0)
+        return m
+
+    def rest_counts(self, tail: np.ndarray, width: int) -> tuple[np.ndarray, np.ndarray]:
+        """``trailing_count(self.moving, tail, width)``: each minute's moving minutes among
+        the last ``width``, and the new tail (the detectors that ask with the same tail and
+        width share one answer)."""
+        key = ("rest", width, tail.dtype.str, tail.tobytes())
+        hit = self.memo.get(key)
+        if hit is None:
+            hit = self.memo[key] = trailing_count(self.moving, tail, width)
+        return hit
+
+    def hr_mean(self) -> np.ndarray:
+        """Each minute's mean heart rate in bpm, 0 where the minute has none."""
+        m = self.memo.get("hr_mean")
+        if m is None:
+            m = np.zeros(len(self))
+            np.divide(self.hr_sum, self.hr_n * HR_SCALE, out=m, where=self.hr_n > 0)
+            self.memo["hr_mean"] = m
+        return m
+
+    def moving_cumsum(self) -> np.ndarray:
+        """The running count of moving minutes over the frame (int64)."""
+        m = self.memo.get("moving_cumsum")
+        if m is None:
+            m = self.memo["moving_cumsum"] = np.cumsum(self.moving, dtype=np.int64)
+        return m
+
+    def local_minutes(self, offset_min: int) -> np.ndarray:
+        """Minute numbers shifted by a UTC offset (local minutes since the epoch)."""
+        key = ("local", offset_min)
+        m = self.memo.get(key)
+        if m is None:
+            m = self.memo[key] = np.arange(self.start + offset_min, self.stop + offset_min, dtype=np.int64)
+        return m
 
     def __len__(self) -> int:
         return int(self.hr_n.shape[0])
@@ -180,10 +220,20 @@ class _MinuteBins:
         self.activity = np.zeros(0, np.int32)
 
     def __getstate__(self):
-        return (self.origin, self.hr_sum, self.hr_n, self.steps, self.activity)
+        # raw bytes (the dtypes are fixed): a pickled ndarray costs ~130 bytes of header
+        # and a Python-level reduce each
+        return (self.origin, self.hr_sum.tobytes(), self.hr_n.tobytes(), self.steps.tobytes(),
+                self.activity.tobytes())
 
     def __setstate__(self, state) -> None:
-        self.origin, self.hr_sum, self.hr_n, self.steps, self.activity = state
+        self.origin, hr_sum, hr_n, steps, activity = state
+        if isinstance(hr_sum, np.ndarray):  # written before the arrays were stored as bytes
+            self.hr_sum, self.hr_n, self.steps, self.activity = hr_sum, hr_n, steps, activity
+            return
+        self.hr_sum = np.frombuffer(hr_sum, np.int64).copy()
+        self.hr_n = np.frombuffer(hr_n, np.int32).copy()
+        self.steps = np.frombuffer(steps, np.float64).copy()
+        self.activity = np.frombuffer(activity, np.int32).copy()
 
     def _grow(self, upto: int) -> None:
         need = upto - self.origin + 1
@@ -457,7 +507,7 @@ class Detector:
         return int(self.tz_offset_min) * MINUTE_MS
 
     def _local_minutes(self, frame: MinuteFrame) -> np.ndarray:
-        return frame.minutes() + int(self.tz_offset_min)
+        return frame.local_minutes(int(self.tz_offset_min))
 
     def state_bytes(self) -> int:
         import pickle

@@ -45,7 +45,6 @@ from streams.detectors.base import (
     Event,
     MinuteFrame,
     _r,
-    trailing_count,
 )
 
 
@@ -174,8 +173,7 @@ class CuSumRHR(Detector):
 
     # -- stream -----------------------------------------------------------------------
     def _step(self, frame: MinuteFrame) -> list[Event]:
-        active, self.steps_tail_ = trailing_count(frame.moving, self.steps_tail_,
-                                                  max(int(self.rest_window_min), 1))
+        active, self.steps_tail_ = frame.rest_counts(self.steps_tail_, max(int(self.rest_window_min), 1))
         lm = self._local_minutes(frame)
         hour = lm // 60
         rest = (frame.hr_n > 0) & (active == 0)

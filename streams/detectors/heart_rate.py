@@ -28,7 +28,6 @@ from streams.detectors.base import (
     Episode,
     Event,
     MinuteFrame,
-    trailing_count,
 )
 
 
@@ -82,15 +81,13 @@ class _HeartRateAtRest(Detector):
         self.run_peak_ = 0.0
 
     def _step(self, frame: MinuteFrame) -> list[Event]:
-        active, self.steps_tail_ = trailing_count(frame.moving, self.steps_tail_,
-                                                  max(int(self.rest_window_min), 1))
+        active, self.steps_tail_ = frame.rest_counts(self.steps_tail_, max(int(self.rest_window_min), 1))
         has = frame.hr_n > 0
-        mean = np.zeros(len(frame))
-        np.divide(frame.hr_sum, frame.hr_n * HR_SCALE, out=mean, where=has)
+        mean = frame.hr_mean()
         beyond = (mean - float(self.threshold)) * self.direction > 0
         cond = has & (active == 0) & beyond
         events: list[Event] = []
-        moved = self.moved_ + np.cumsum(frame.moving, dtype=np.int64)
+        moved = self.moved_ + frame.moving_cumsum()
         self.moved_ = int(moved[-1]) if moved.size else self.moved_
         if self.run_start_ < 0 and not cond.any():
             return events  # the hot path: nothing happening

@@ -113,6 +113,11 @@ class WearGap(Detector):
         n = worn.shape[0]
         levels = ((int(self.min_gap_hours * 60), "info"), (int(self.yellow_gap_hours * 60), "yellow"))
         need = levels[0][0]
+        if n and not self.episode_.is_open and self.gap_usual_min_ < need and worn.all():
+            # the common case: every minute worn, no gap that matters: it ends any gap so far
+            self.last_worn_ = start + n - 1
+            self.gap_usual_min_ = 0
+            return
         worn_idx = np.flatnonzero(worn)
         cu = np.concatenate([[0], np.cumsum(usual, dtype=np.int64)])
         # Unworn runs [lo, hi): before the first worn minute (continuing the current gap),

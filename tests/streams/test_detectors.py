@@ -345,3 +345,25 @@ def test_overrides_change_a_running_detector_and_can_be_taken_back():
 def test_a_bad_override_is_refused_with_a_reason(detector, params, reason):
     with pytest.raises(ValueError, match=reason):
         validate_overrides(detector, params)
+
+
+def test_a_frames_shared_answers_equal_the_direct_ones_and_depend_on_the_tail_asked_with():
+    from streams.detectors.base import HR_SCALE, MinuteFrame, trailing_count
+
+    rng = np.random.default_rng(3)
+    n = 40
+    frame = MinuteFrame(29_000_000, rng.integers(0, 3, n) * 70_000, rng.integers(0, 3, n).astype(np.int32),
+                        np.where(rng.random(n) < 0.3, 12.0, 0.0), np.zeros(n, np.int32))
+    moving = (frame.steps > 0) | (frame.activity > 0)
+    assert np.array_equal(frame.moving, moving)
+    quiet, busy = np.zeros(9, np.int8), np.ones(9, np.int8)
+    for tail in (quiet, busy, quiet):
+        counts, new_tail = frame.rest_counts(tail, 10)
+        want_counts, want_tail = trailing_count(moving, tail, 10)
+        assert np.array_equal(counts, want_counts) and np.array_equal(new_tail, want_tail)
+    assert not np.array_equal(frame.rest_counts(quiet, 10)[0], frame.rest_counts(busy, 10)[0])
+    has = frame.hr_n > 0
+    assert np.allclose(frame.hr_mean()[has], frame.hr_sum[has] / frame.hr_n[has] / HR_SCALE)
+    assert not frame.hr_mean()[~has].any()
+    assert np.array_equal(frame.moving_cumsum(), np.cumsum(moving))
+    assert np.array_equal(frame.local_minutes(-300), frame.minutes() - 300)

@@ -6,6 +6,7 @@ exactly-once argument rests on: a re-delivered message is never applied twice.
 
 from __future__ import annotations
 
+import orjson
 import pytest
 
 from streams.processor import RECENT_BATCHES, DetectorProcessor, PatientState, batch_digest
@@ -94,11 +95,14 @@ def test_a_bad_take_window_is_refused_at_start(monkeypatch, raw, reason):
         env_float("DETECTOR_TAKE_WITHIN_S", 0.5, minimum=0.0)
 
 
-def test_a_state_blob_uses_the_frozen_dictionary_and_one_written_without_it_still_loads():
+def test_a_state_blob_uses_the_frozen_dictionary_and_those_written_before_still_load(monkeypatch):
     import pickle
     import zlib
 
-    from streams.processor import STATE_ZDICT
+    import lz4.block
+
+    from streams.detectors.base import _MinuteBins
+    from streams.processor import STATE_LZ4, STATE_ZDICT
 
     # the dictionary is part of the stored format: editing it would make every stored
     # state unreadable, so its checksum is pinned here
@@ -106,11 +110,89 @@ def test_a_state_blob_uses_the_frozen_dictionary_and_one_written_without_it_stil
     proc = DetectorProcessor(lateness_s=600)
     out = proc.process([(b"7", i, msg(7, i)) for i in range(40)], {}.get)
     blob = out.states[b"7"]
+    assert blob[:1] == STATE_LZ4
     state = PatientState.loads(blob)
     assert state.offset == 39
     plain = pickle.dumps(state, protocol=pickle.HIGHEST_PROTOCOL)
-    assert len(blob) < len(zlib.compress(plain, 6))  # the dictionary earns its keep
-    with pytest.raises(zlib.error):
-        zlib.decompress(blob)  # it cannot be read without the dictionary
-    old = PatientState.loads(zlib.compress(plain, 6))  # the format before the dictionary
-    assert old.offset == 39 and old.monitor.watermark_ == state.monitor.watermark_
+    assert len(blob) < len(lz4.block.compress(plain)) + 1  # the dictionary earns its keep
+    with pytest.raises(lz4.block.LZ4BlockError):
+        lz4.block.decompress(blob[1:])  # it cannot be read without the dictionary
+
+    def same(old: PatientState) -> None:
+        assert old.offset == 39 and old.monitor.watermark_ == state.monitor.watermark_
+        assert pickle.dumps(old, protocol=pickle.HIGHEST_PROTOCOL) == plain
+
+    # the formats written before: zlib with the dictionary, zlib without it, a bare pickle
+    c = zlib.compressobj(6, zdict=STATE_ZDICT)
+    same(PatientState.loads(c.compress(plain) + c.flush()))
+    same(PatientState.loads(zlib.compress(plain, 6)))
+    same(PatientState.loads(plain))
+    # minute bins pickled as arrays (before they were stored as bytes)
+    monkeypatch.setattr(_MinuteBins, "__getstate__",
+                        lambda b: (b.origin, b.hr_sum, b.hr_n, b.steps, b.activity))
+    as_arrays = pickle.dumps(state, protocol=pickle.HIGHEST_PROTOCOL)
+    monkeypatch.undo()
+    assert as_arrays != plain
+    same(PatientState.loads(as_arrays))
+
+
+def high_run(pid: int, i: int) -> bytes:
+    """An upload of 15 minutes at 132 bpm without steps (a high heart rate at rest)."""
+    run = [{"metric": "heart_rate", "time": T0 + (i * 15 + m) * 60_000, "value": 132.0} for m in range(15)]
+    return upload_message(pid, f"h{pid}-{i}", run)
+
+
+def body(alert) -> dict:
+    """An alert message without its emission time (wall clock)."""
+    out = orjson.loads(alert.dumps())
+    del out["emitted_ms"]
+    return out
+
+
+def test_judge_gives_the_alerts_before_any_state_is_encoded_and_dump_gives_process_s_blobs():
+    batches = [[(b"5", 0, msg(5, 0)), (b"6", 1, high_run(6, 0))],
+               [(b"6", 2, high_run(6, 1)), (b"6", 3, msg(6, 2))],
+               [(b"5", 4, msg(5, 1))]]
+    one, two = DetectorProcessor(lateness_s=60), DetectorProcessor(lateness_s=60)
+    t1: dict[bytes, bytes] = {}
+    t2: dict[bytes, bytes] = {}
+    alerts = []
+    for batch in batches:
+        judged = one.judge(batch, t1.get)
+        assert judged.states == {}  # nothing encoded yet
+        assert all(isinstance(s, PatientState) for s in judged.changed.values())
+        alerts += [body(a) for a in judged.alerts]
+        keys = set(judged.changed)
+        t1.update(one.dump(judged).states)
+        assert set(judged.states) == keys and judged.changed == {}
+        whole = two.process(batch, t2.get)
+        t2.update(whole.states)
+        assert judged.states == whole.states
+        assert [body(a) for a in whole.alerts] == [body(a) for a in judged.alerts]
+    assert alerts, "the high run at rest raised an alert"
+    assert t1 == t2
+
+
+def test_a_take_judged_in_parts_of_patients_gives_what_it_gives_whole():
+    from streams.processor import Output, patient_parts
+
+    batch = [(str(p).encode(), i, (high_run if p % 3 == 0 else msg)(p, i // 7))
+             for i, p in enumerate([3, 4, 5, 3, 6, 7, 8, 9, 4, 3, 10, 6, 11, 12, 3])]
+    parts = patient_parts(batch, 3)
+    assert sorted(m for part in parts for m in part) == sorted(batch)  # every message, once
+    for part in parts:
+        assert len({k for k, _, _ in part}) <= 3
+        assert [m for m in batch if m in part] == part  # the take's order kept
+    for key in {k for k, _, _ in batch}:  # a patient's messages all in one part
+        assert sum(any(k == key for k, _, _ in part) for part in parts) == 1
+    assert patient_parts(batch, 50) == [batch]
+
+    whole = DetectorProcessor(lateness_s=60).process(batch, {}.get)
+    proc = DetectorProcessor(lateness_s=60)
+    out = Output()
+    for part in parts:
+        proc.judge(part, {}.get, out)
+    proc.dump(out)
+    assert out.states == whole.states
+    assert sorted(map(str, map(body, out.alerts))) == sorted(map(str, map(body, whole.alerts)))
+    assert out.alerts, "the runs at rest raised alerts"

@@ -21,6 +21,12 @@ class Command(BaseCommand):
         parser.add_argument("--loglevel", default="WARNING", help="Faust's log level")
 
     def handle(self, *args, **options):
+        from django.conf import settings
+
+        if settings.DETECTOR_EVENT_LOOP == "uvloop":
+            import mode.loop
+
+            mode.loop.use("uvloop")  # before Faust or the worker makes a loop
         from faust.worker import Worker
 
         from lib import kafka, metrics
