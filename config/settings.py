@@ -276,9 +276,6 @@ DETECTOR_TAKE_MESSAGES = env_int("DETECTOR_TAKE_MESSAGES", 20000, minimum=1)
 # 0.25 s: with 0.5 the worker took in more per take (72k samples/s against 58k in
 # bench.detect) but an alert waited longer under load (p99 3.1 s against 2.3 s).
 DETECTOR_TAKE_WITHIN_S = env_float("DETECTOR_TAKE_WITHIN_S", 0.25, minimum=0.0)
-# A take is judged this many patients at a time, and each part's alerts are sent as soon
-# as it is judged (an alert then waits for its own part, not the whole take).
-DETECTOR_JUDGE_PATIENTS = env_int("DETECTOR_JUDGE_PATIENTS", 100, minimum=1)
 # Faust's consumer-group timing. The session timeout is how soon a dead worker's partitions
 # move to another one; the rebalance timeout (Faust's default) bounds how long a rebalance
 # waits for a live but busy member. The poll interval must stay long: a worker behind a

@@ -16,7 +16,6 @@ partitions (Faust's consumer group). Async code here never calls the Django ORM.
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import time
 from pathlib import Path
@@ -28,7 +27,7 @@ from lib import kafka as hs_kafka
 from lib import metrics
 from lib.consumer import header_id, uploads
 from streams.faust_hooks import as_current_event
-from streams.processor import DetectorProcessor, Output, patient_parts, store_history
+from streams.processor import DetectorProcessor, store_history
 from streams.thresholds import ThresholdCache
 
 log = logging.getLogger(__name__)
@@ -93,19 +92,15 @@ def create_app(*, thresholds: ThresholdCache | None = None) -> faust.App:
                                                within=settings.DETECTOR_TAKE_WITHIN_S):
             started, judged = time.perf_counter(), processor.stats.samples
             batch = [(e.message.key or b"", e.message.offset, e.message.value) for e in events]
-            out = Output()
-            pending = []
-            # Judged a part of the take's patients at a time, each part's alerts sent as soon
-            # as it is judged: an alert waits for its own part, not for the whole take.
-            for part in patient_parts(batch, settings.DETECTOR_JUDGE_PATIENTS):
-                first = len(out.alerts)
-                # the store itself: the table's own lookup asks RocksDB twice (``in``, then the value)
-                processor.judge(part, table.data.get, out)
-                # force=True: send now, never as an attachment of the (unset) current event
-                pending += [await alerts.send(key=a.key(), value=a.dumps(), force=True)
-                            for a in out.alerts[first:] if not thresholds.suppressed(a)]
-                if pending:
-                    await asyncio.sleep(0)  # the producer puts the alerts on the wire
+            # The whole take is judged before the first await: a rebalance that starts during
+            # an await removes the revoked partitions' stores, and a state read after that
+            # would come back empty (judging a take in parts, with the alerts of each part sent
+            # between them, lost a patient's illness alert that way in the scale fault test).
+            # The store itself: the table's own lookup asks RocksDB twice (``in``, then the value).
+            out = processor.judge(batch, table.data.get)
+            # force=True: send now, never as an attachment of the (unset) current event
+            pending = [await alerts.send(key=a.key(), value=a.dumps(), force=True)
+                       for a in out.alerts if not thresholds.suppressed(a)]
             for fut in pending:
                 await fut  # the alerts are acked by the broker before the state moves on
             # the states are encoded only now: the alerts did not wait for it

@@ -209,14 +209,13 @@ class DetectorProcessor:
         return self.dump(self.judge(messages, get_state))
 
     def judge(self, messages: Sequence[tuple[bytes, int, bytes]],
-              get_state: Callable[[bytes], bytes | None], out: Output | None = None) -> Output:
-        """Run the monitors over a batch: its alerts, and the states that moved on (decoded),
-        added to ``out`` when given.
+              get_state: Callable[[bytes], bytes | None]) -> Output:
+        """Run the monitors over a batch: its alerts, and the states that moved on (decoded).
 
         The worker sends the alerts before it encodes the states (``dump``): encoding is
         about a fifth of a patient's cost, and an alert need not wait for it.
         """
-        out = Output() if out is None else out
+        out = Output()
         for key, items in group_by_patient(messages).items():
             self._patient(key, items, get_state, out)
         return out
@@ -344,20 +343,6 @@ def group_by_patient(messages: Sequence[tuple[bytes, int, bytes]]) -> dict[bytes
     for key, offset, value in messages:
         by_key.setdefault(key, []).append((offset, value))
     return by_key
-
-
-def patient_parts(messages: Sequence[tuple[bytes, int, bytes]],
-                  patients: int) -> list[list[tuple[bytes, int, bytes]]]:
-    """The messages cut into parts of at most ``patients`` patients, a patient's messages
-    all in one part (so each part can be judged, and its alerts sent, on its own)."""
-    keys = list(group_by_patient(messages))
-    if len(keys) <= patients:
-        return [list(messages)]
-    part_of = {k: i // patients for i, k in enumerate(keys)}
-    parts: list[list[tuple[bytes, int, bytes]]] = [[] for _ in range(-(-len(keys) // patients))]
-    for m in messages:
-        parts[part_of[m[0]]].append(m)
-    return parts
 
 
 def late_mask(mon: PatientMonitor, samples: Samples) -> np.ndarray:

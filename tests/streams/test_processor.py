@@ -172,27 +172,3 @@ def test_judge_gives_the_alerts_before_any_state_is_encoded_and_dump_gives_proce
     assert alerts, "the high run at rest raised an alert"
     assert t1 == t2
 
-
-def test_a_take_judged_in_parts_of_patients_gives_what_it_gives_whole():
-    from streams.processor import Output, patient_parts
-
-    batch = [(str(p).encode(), i, (high_run if p % 3 == 0 else msg)(p, i // 7))
-             for i, p in enumerate([3, 4, 5, 3, 6, 7, 8, 9, 4, 3, 10, 6, 11, 12, 3])]
-    parts = patient_parts(batch, 3)
-    assert sorted(m for part in parts for m in part) == sorted(batch)  # every message, once
-    for part in parts:
-        assert len({k for k, _, _ in part}) <= 3
-        assert [m for m in batch if m in part] == part  # the take's order kept
-    for key in {k for k, _, _ in batch}:  # a patient's messages all in one part
-        assert sum(any(k == key for k, _, _ in part) for part in parts) == 1
-    assert patient_parts(batch, 50) == [batch]
-
-    whole = DetectorProcessor(lateness_s=60).process(batch, {}.get)
-    proc = DetectorProcessor(lateness_s=60)
-    out = Output()
-    for part in parts:
-        proc.judge(part, {}.get, out)
-    proc.dump(out)
-    assert out.states == whole.states
-    assert sorted(map(str, map(body, out.alerts))) == sorted(map(str, map(body, whole.alerts)))
-    assert out.alerts, "the runs at rest raised alerts"
