@@ -147,7 +147,7 @@ class PatientState:
         layout every state repeats, so a month's state takes ~1.3 KB instead of ~2.8 KB.
         LZ4 rather than zlib: a state is written at every upload of its patient, and
         zlib's ~70 µs a state (mostly setting up its stream) was a tenth of a live
-        upload's cost; LZ4 takes ~25 µs for ~200 bytes more (``bench.detect``).
+        upload's cost; LZ4 takes ~25 µs for ~240 bytes more (``bench.detect``).
         """
         raw = pickle.dumps(self, protocol=pickle.HIGHEST_PROTOCOL)
         return STATE_LZ4 + lz4.block.compress(raw, mode="high_compression", compression=4,
@@ -216,7 +216,10 @@ class DetectorProcessor:
         about a fifth of a patient's cost, and an alert need not wait for it.
         """
         out = Output()
-        for key, items in group_by_patient(messages).items():
+        by_key: dict[bytes, list[tuple[int, bytes]]] = {}
+        for key, offset, value in messages:
+            by_key.setdefault(key, []).append((offset, value))
+        for key, items in by_key.items():
             self._patient(key, items, get_state, out)
         return out
 
@@ -335,14 +338,6 @@ class DetectorProcessor:
         after = stored.time[stored.time > late_end]
         next_stored = int(after.min()) if after.size else late_end
         return fresh, fresh.update(dedupe(Samples.concat([stored, samples]))), next_stored
-
-
-def group_by_patient(messages: Sequence[tuple[bytes, int, bytes]]) -> dict[bytes, list[tuple[int, bytes]]]:
-    """(key, offset, value) messages -> key: [(offset, value)], keys in order of first message."""
-    by_key: dict[bytes, list[tuple[int, bytes]]] = {}
-    for key, offset, value in messages:
-        by_key.setdefault(key, []).append((offset, value))
-    return by_key
 
 
 def late_mask(mon: PatientMonitor, samples: Samples) -> np.ndarray:
