@@ -138,8 +138,7 @@ async def take_ready(stream: faust.StreamT, max_: int, within: float,
             # look again when the window ends or the oldest event comes of age; once it
             # has, as soon as the events already queued are in the buffer
             timeout = within - waited
-            if age is not None:
-                timeout = min(timeout, 0.002 if age >= within else within - age)
+            timeout = min(timeout, 0.002 if age is None or age >= within else within - age)
             changed.clear()
             await stream.wait_for_stopped(changed, timeout=max(timeout, 0.0005))  # type: ignore[arg-type]
             if stream.should_stop:
