@@ -18,8 +18,7 @@ Starts its own Apache Kafka and a fresh database (``bench_environment``). Measur
 * ``alert_latency_from_ingest_p99_s``: under load, not idle. The ingest API
   (gunicorn) runs beside the worker and the sink while a load thread keeps feeding
   samples.v1 with further simulated days of the other patients at
-  ``--load-fraction`` of the measured worker rate (or at ``--load-samples-per-s``,
-  to compare two versions under the same load); for each latency patient the
+  ``--load-fraction`` of the measured worker rate; for each latency patient the
   upload that completes a high-heart-rate-at-rest episode is POSTed to
   ``/api/v1/ingest/batches``; latency = from its HTTP 202 to the alert row being
   readable in PostgreSQL (``alerts_measured_from_ingest`` of them);
@@ -260,9 +259,6 @@ def main(argv: list[str] | None = None) -> dict:
     ap.add_argument("--load-fraction", type=float, default=0.25,
                     help="load kept on the worker while alert latency from ingest is measured, "
                          "as a fraction of its measured rate")
-    ap.add_argument("--load-samples-per-s", type=float, default=None,
-                    help="a fixed load instead (samples/s), to compare two versions of the worker "
-                         "under the same load")
     ap.add_argument("--json", action="store_true")
     args = ap.parse_args(argv)
     log_dir = ROOT / "var" / "bench" / "detect"
@@ -337,8 +333,7 @@ def main(argv: list[str] | None = None) -> dict:
                 from config.services import wait_port
 
                 wait_port("127.0.0.1", port, 60, "the API")
-                load_rate = (args.load_samples_per_s if args.load_samples_per_s is not None
-                             else max(args.load_fraction * worker_rate, 1.0))
+                load_rate = max(args.load_fraction * worker_rate, 1.0)
                 # the load continues the other patients' days where they stopped (a jump in
                 # event time would turn into a storm of wear-gap alerts for the sink)
                 feeder = load_feeder(env, range(2 * n_lat + 1, args.patients + 1), args.days,

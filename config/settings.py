@@ -274,9 +274,7 @@ DETECTOR_LATENESS_S = env_int("DETECTOR_LATENESS_S", 600, minimum=0)
 # changelog writes; the time bounds the added alert latency on a quiet stream.
 DETECTOR_TAKE_MESSAGES = env_int("DETECTOR_TAKE_MESSAGES", 20000, minimum=1)
 # 0.25 s: with 0.5 the worker took in more per take (72k samples/s against 58k in
-# bench.detect) but an alert waited longer under load (p99 3.1 s against 2.3 s). The window
-# runs from the oldest event's record time (streams.faust_hooks.take_ready), so events that
-# came while the last take was judged are not held a further window.
+# bench.detect) but an alert waited longer under load (p99 3.1 s against 2.3 s).
 DETECTOR_TAKE_WITHIN_S = env_float("DETECTOR_TAKE_WITHIN_S", 0.25, minimum=0.0)
 # Faust's consumer-group timing. The session timeout is how soon a dead worker's partitions
 # move to another one; the rebalance timeout (Faust's default) bounds how long a rebalance

@@ -5,7 +5,7 @@ samples.v1 (key = patient id) --> agent ``detect`` --> alerts.v1 (key = patient 
                                      +--> table ``<app id>-state`` (changelog topic
                                           co-partitioned with samples.v1)
 
-The agent is thin: it batches events (``take_ready``: a window that runs from the oldest event), hands them to
+The agent is thin: it batches events (``take_events``), hands them to
 ``DetectorProcessor`` (pure Python + numpy) to judge, sends the alerts and waits for
 the broker's ack, then has the new states encoded and writes them into the table. The table's store is
 RocksDB (through rocksdict) in production and memory in tests; either way the
@@ -26,7 +26,7 @@ from django.conf import settings
 from lib import kafka as hs_kafka
 from lib import metrics
 from lib.consumer import header_id, uploads
-from streams.faust_hooks import as_current_event, take_ready
+from streams.faust_hooks import as_current_event
 from streams.processor import DetectorProcessor, store_history
 from streams.thresholds import ThresholdCache
 
@@ -88,8 +88,8 @@ def create_app(*, thresholds: ThresholdCache | None = None) -> faust.App:
 
     @app.agent(samples)
     async def detect(stream):
-        async for events in take_ready(stream, settings.DETECTOR_TAKE_MESSAGES,
-                                       within=settings.DETECTOR_TAKE_WITHIN_S):
+        async for events in stream.take_events(settings.DETECTOR_TAKE_MESSAGES,
+                                               within=settings.DETECTOR_TAKE_WITHIN_S):
             started, judged = time.perf_counter(), processor.stats.samples
             batch = [(e.message.key or b"", e.message.offset, e.message.value) for e in events]
             # The whole take is judged before the first await: a rebalance that starts during
