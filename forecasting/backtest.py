@@ -23,6 +23,7 @@ Missing outcomes are left out of every score (never filled).
 
 from __future__ import annotations
 
+import sys
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -181,7 +182,8 @@ def backtest(models: Mapping[str, Forecaster], series: Mapping, target: str, *, 
         if model.is_global:
             model.fit(train)
         if progress:
-            print(f"  {name}: forecasting {n} origins", flush=True)
+            # on stderr: ``backtest --json`` prints only the JSON on stdout
+            print(f"  {name}: forecasting {n} origins", file=sys.stderr, flush=True)
         pred = model.predict(cuts, horizon) if n else None
         result.forecasts[name] = pred.stack() if pred is not None else np.zeros((0, horizon, 4))
         result.seconds[name] = time.perf_counter() - t0

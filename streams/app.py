@@ -134,7 +134,7 @@ def create_app(*, thresholds: ThresholdCache | None = None) -> faust.App:
         for key, blob in states.items():
             event = last_event[key]
             # The RocksDB store picks the partition's database from the task's current
-            # event, which take_events leaves unset: point it at this key's own event.
+            # event, which a take leaves unset: point it at this key's own event.
             with as_current_event(event):
                 table.data[key] = blob
             if direct:

@@ -146,6 +146,12 @@ def minute_heart_rate(patient_id: int, days: int, resting: float = 60.0, *, last
     """``days`` whole days of minute heart rate ending today: a daily curve whose lowest
     hour is ``resting``; ``last_days_resting`` {offset: resting} overrides some days."""
     rng = np.random.default_rng(seed)
+    now_ms = int(datetime.now(UTC).timestamp() * 1000)
+    # Before 07:00 UTC today's night is still incomplete, and a resting rate read from
+    # its first hours would not be the day's: then the data ends with yesterday, and
+    # one more day is made so that ``days`` whole days remain (``days=1`` was empty).
+    early = now_ms < day_ms(0) + 7 * 3_600_000
+    days += early
     start = day_ms(-days + 1)
     t = start + np.arange(days * 1440, dtype=np.int64) * 60_000
     minute_of_day = np.arange(days * 1440) % 1440
@@ -156,8 +162,5 @@ def minute_heart_rate(patient_id: int, days: int, resting: float = 60.0, *, last
     hour = minute_of_day // 60
     curve = np.where((hour >= 1) & (hour < 6), 0.0, 14.0 + 6 * np.sin(minute_of_day / 1440 * 2 * np.pi))
     hr = base + curve + rng.normal(0, 0.5, len(t))
-    now_ms = int(datetime.now(UTC).timestamp() * 1000)
-    # Before 07:00 UTC today's night is still incomplete, and a resting rate read from
-    # its first hours would not be the day's: then the data ends with yesterday.
-    keep = t < day_ms(0) if now_ms < day_ms(0) + 7 * 3_600_000 else t <= now_ms
+    keep = t < day_ms(0) if early else t <= now_ms
     return put_samples(patient_id, "heart_rate", t[keep], hr[keep])

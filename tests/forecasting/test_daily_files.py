@@ -80,7 +80,7 @@ def test_the_backtest_command_marks_the_model_the_dev_part_promotes(tmp_path, ca
     call_command("backtest", "--daily", str(tmp_path), "--part", "test", "--models", "naive,seasonal_naive",
                  "--json", "--pretrain-sim", "0")
     out = capsys.readouterr().out
-    data = json.loads(out[out.index("{\n"):])  # after the progress lines
+    data = json.loads(out)  # only the JSON on stdout: progress goes to stderr
     marked = [m["name"] for m in data["models"] if m["promoted"]]
     # A strong weekly cycle: the seasonal naive forecast wins on the development part.
     assert marked == ["seasonal_naive"] and data["promotion_decided_on"] == "dev"
