@@ -58,6 +58,10 @@ class ThresholdCache:
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self.loads = 0
+        #: set by the first successful read: ``run_detector_worker`` waits for it before
+        #: the worker takes anything (a take judged earlier would use the defaults, in
+        #: UTC, and send alerts a patient had quieted)
+        self.ready = threading.Event()
 
     def overrides(self, patient: int) -> dict[str, dict]:
         return self._overrides.get(patient, {})
@@ -99,6 +103,7 @@ class ThresholdCache:
                 (detector, int(starts.timestamp() * 1000), int(until.timestamp() * 1000)))
         self._quiet = quiet
         self.loads += 1
+        self.ready.set()
         log.debug("thresholds: %d overrides for %d patients (%d refused)", len(rows) - bad,
                   len(overrides), bad)
 

@@ -7,6 +7,7 @@ current batch, commits and leaves the consumer group).
 from __future__ import annotations
 
 import logging
+import time
 
 from django.core.management.base import BaseCommand
 from django.db import connections
@@ -41,6 +42,10 @@ class Command(BaseCommand):
         # (minutes) no rebalance gave a worker the changelog of the partitions it took
         # over, so it judged them on an empty or stale state.
         kafka.ensure_topics(compacted=[app.tables["state"].changelog_topic.get_topic_name()])
+        # The overrides, time zones and quiet periods are read before the worker joins
+        # the group: a take judged before that read would use the defaults, in UTC, and
+        # send alerts a patient had quieted (a restart with a backlog judges at once).
+        read_thresholds_first(app.detector_thresholds)
         worker = Worker(app, loglevel=options["loglevel"], quiet=True, redirect_stdouts=False,
                         override_logging=False)
         try:
@@ -50,3 +55,17 @@ class Command(BaseCommand):
             log.info("detector worker stopped: %d messages, %d samples, %d alerts, "
                      "%d re-delivered skipped, %d repeated batches dropped, %d unreadable", s.messages,
                      s.samples, s.alerts, s.skipped_redelivered, s.skipped_repeated_batches, s.unreadable)
+
+
+def read_thresholds_first(thresholds, retry_s: float = 2.0) -> None:
+    """The first read of the detectors' overrides, time zones and quiet periods, retried
+    while PostgreSQL does not answer: the worker takes no partition before it."""
+    import psycopg
+
+    while True:
+        try:
+            thresholds.load()
+            return
+        except psycopg.Error as exc:
+            log.warning("waiting for PostgreSQL to read the detector thresholds (%s)", type(exc).__name__)
+            time.sleep(retry_s)
