@@ -176,9 +176,15 @@ def run(args: argparse.Namespace) -> dict:
         profiler.disable()
         pstats.Stats(profiler, stream=sys.stderr).sort_stats("tottime").print_stats(args.profile)
     histories = [series[i] for i in sorted(series)]
+    if args.profile:
+        profiler = cProfile.Profile()
+        profiler.enable()
     t0 = time.perf_counter()
     pred = model.predict(histories, service.HORIZON)
     report["inference_seconds_10k"] = round(time.perf_counter() - t0, 2)
+    if profiler is not None:
+        profiler.disable()
+        pstats.Stats(profiler, stream=sys.stderr).sort_stats("tottime").print_stats(args.profile)
     report["inference_series"] = len(histories)
     report["inference_finite"] = int(np.isfinite(pred.mean).all(axis=1).sum())
     log(f"features alone: {report['features_seconds_10k']} s; inference alone: "

@@ -131,35 +131,39 @@ class LSTMForecaster(Forecaster):
         idx = (np.repeat(base[:-1], counts) + end + (L - 1))[:, None] + offsets[None, :]
         yy = y_all[idx]
         wy, fut = yy[:, :L], yy[:, L:]
-        cov = c_all[idx[:, :L]][:, :, self.covariate_index]
         starts = np.array([h.start.astype(np.int64) for h, _ in used])
         first_day = np.repeat(starts, counts) + end - L + 1
-        import warnings
-
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", RuntimeWarning)
-            # Robust window statistics: one artefact night must not move the level.
-            mu = np.nanmedian(wy, axis=1)
-            mad = np.nanmedian(np.abs(wy - mu[:, None]), axis=1)
+        # Robust window statistics: one artefact night must not move the level.
+        mu = nanmedian_rows(wy)
+        mad = nanmedian_rows(np.abs(wy - mu[:, None]))
         s = np.maximum(1.4826 * np.nan_to_num(mad), self.min_scale_)
         z = (wy - mu[:, None]) / s[:, None]
-        sc = np.empty_like(cov)
+        # X is filled in place as float32 (each value computed in float64, then rounded
+        # once, as before): no float64 copy of the whole input (80,000 windows of the
+        # daily job's local widening are ~360 MB in float64)
+        n, kc = len(mu), len(self.covariate_index)
+        X = np.empty((n, L, self.n_features), np.float32)
+        missing = np.isnan(z)
+        X[..., 0] = np.where(missing, 0.0, z)
+        X[..., 1] = ~missing
+        # the covariates are scaled per day, then cut into windows (a day is in many)
+        days = np.empty((len(c_all), 2 * kc), np.float32)
         for j, ci in enumerate(self.covariate_index):
             name = COVARIATES[ci]
             centre, scale = _COV_SCALE[name]
-            x = np.log1p(np.maximum(cov[..., j], 0)) if name == "steps" else cov[..., j]
-            sc[..., j] = np.clip((x - centre) / scale, -5, 5)
+            x = np.log1p(np.maximum(c_all[:, ci], 0)) if name == "steps" else c_all[:, ci]
+            v = np.clip((x - centre) / scale, -5, 5)
+            missing = np.isnan(v)
+            days[:, j] = np.where(missing, 0.0, v)
+            days[:, kc + j] = ~missing
+        X[..., 2: 2 + 2 * kc] = days[idx[:, :L]]
         dow = (first_day[:, None] + 3 + np.arange(L)[None, :]) % 7  # Monday = 0
         angle = 2 * np.pi * dow / 7
+        X[..., 2 + 2 * kc] = np.sin(angle)
+        X[..., 3 + 2 * kc] = np.cos(angle)
         centre, scale = self.level_
-        n = len(mu)
-        level = np.broadcast_to(((mu - centre) / scale)[:, None, None], (n, L, 1))
-        log_s = np.broadcast_to(np.log(s / self.min_scale_)[:, None, None], (n, L, 1))
-        X = np.concatenate([
-            np.nan_to_num(z)[..., None], (~np.isnan(z))[..., None].astype(np.float64),
-            np.nan_to_num(sc), (~np.isnan(sc)).astype(np.float64),
-            np.sin(angle)[..., None], np.cos(angle)[..., None], level, log_s,
-        ], axis=2).astype(np.float32)
+        X[..., 4 + 2 * kc] = ((mu - centre) / scale)[:, None]
+        X[..., 5 + 2 * kc] = np.log(s / self.min_scale_)[:, None]
         return X, mu, s, (fut - mu[:, None]) / s[:, None]
 
     def _training_ends(self, h: History) -> np.ndarray:
@@ -315,8 +319,13 @@ class LSTMForecaster(Forecaster):
             raise RuntimeError("the LSTM is not fitted")
         ends = [np.array([len(h.y) - 1]) for h in histories]
         X, mu, s, _ = self._windows(histories, ends)
-        raw = self._raw_predict(X)[:, :horizon].astype(np.float64)
-        q = self.cqr_[:horizon][None, :] + self._local_widening(histories)[:, None]
+        # the forecast windows and the local widening's past windows in one model call
+        past = self._past_windows(histories)
+        raw_all = self._raw_predict(X if past is None else np.concatenate([X, past[0]]))
+        raw = raw_all[:len(X), :horizon].astype(np.float64)
+        widen = np.zeros(len(histories)) if past is None else \
+            self._widening(raw_all[len(X):].astype(np.float64), *past[1:])
+        q = self.cqr_[:horizon][None, :] + widen[:, None]
         p10 = raw[..., 0] - q
         p50 = raw[..., 1]
         p90 = raw[..., 2] + q
@@ -338,11 +347,15 @@ class LSTMForecaster(Forecaster):
         quantile widens that patient's interval. Patients whose days swing more than
         the training cohort's get honest intervals; others keep the global width.
         """
-        n = len(histories)
-        widen = np.zeros(n)
+        past = self._past_windows(histories)
+        if past is None:
+            return np.zeros(len(histories))
+        return self._widening(self._raw_predict(past[0]).astype(np.float64), *past[1:])
+
+    def _past_windows(self, histories: list[History]):
+        """The local widening's inputs: (X, future targets, windows per history), or None."""
         if not self.local_windows:
-            return widen
-        H = self.horizon
+            return None
         ends = []
         for h in histories:
             T = len(h.y)
@@ -350,17 +363,15 @@ class LSTMForecaster(Forecaster):
             ends.append(e[e >= self.window // 2])
         counts = np.array([len(e) for e in ends])
         if counts.sum() == 0:
-            return widen
+            return None
         X, _, _, fut = self._windows(histories, ends)
-        raw = self._raw_predict(X).astype(np.float64)
+        return X, fut, counts
+
+    def _widening(self, raw: np.ndarray, fut: np.ndarray, counts: np.ndarray) -> np.ndarray:
+        """The widening of each history from the model's forecasts at its past windows."""
+        H = self.horizon
         excess = np.maximum(raw[..., 0] - fut, fut - raw[..., 2]) - self.cqr_[None, :H]
-        bounds = np.concatenate([[0], np.cumsum(counts)])  # patient i's windows: a slice
-        for i in np.flatnonzero(counts):
-            sc = excess[bounds[i]: bounds[i + 1]]
-            sc = sc[~np.isnan(sc)]
-            if len(sc) >= 10:
-                widen[i] = max(0.0, float(np.quantile(sc, min(1.0, 0.8 * (1 + 1 / len(sc))))))
-        return widen
+        return excess_quantiles(excess.reshape(-1), counts * H)
 
     # ------------------------------------------------------------------ artifacts
 
@@ -414,3 +425,59 @@ class _EpochTimer:
                 self.seconds.append(time.perf_counter() - self._t)
 
         return Timer()
+
+
+def nanmedian_rows(a: np.ndarray) -> np.ndarray:
+    """``np.nanmedian(a, axis=1)`` (the same values; NaN for a row with none) without
+    numpy's per-row path for short rows: one sort, then the middle one or two."""
+    ordered = np.sort(a, axis=1)  # NaN last
+    n = np.count_nonzero(~np.isnan(a), axis=1)
+    lo = np.take_along_axis(ordered, np.maximum((n - 1) // 2, 0)[:, None], axis=1)[:, 0]
+    hi = np.take_along_axis(ordered, np.maximum(n // 2, 0)[:, None], axis=1)[:, 0]
+    out = (lo + hi) / 2
+    out[n == 0] = np.nan
+    return out
+
+
+def excess_quantiles(flat: np.ndarray, sizes: np.ndarray, min_scores: int = 10) -> np.ndarray:
+    """Per group of ``flat`` (consecutive runs of ``sizes``): max(0, the finite-sample
+    80% quantile ``min(1, 0.8 (1 + 1/n))`` of its n non-NaN scores), 0 with fewer than
+    ``min_scores``. The same values as ``np.quantile`` group by group (linear method),
+    computed for all groups at once: the groups are padded into rows and sorted."""
+    n_groups = len(sizes)
+    out = np.zeros(n_groups)
+    if n_groups == 0 or sizes.sum() == 0:
+        return out
+    width = int(sizes.max())
+    row = np.repeat(np.arange(n_groups), sizes)
+    col = np.arange(len(flat)) - np.repeat(np.cumsum(sizes) - sizes, sizes)
+    padded = np.full((n_groups, width), np.nan)
+    padded[row, col] = flat
+    padded.sort(axis=1)  # NaN last
+    n = np.count_nonzero(~np.isnan(padded), axis=1)
+    ok = n >= min_scores
+    if not ok.any():
+        return out
+    a, n = padded[ok], n[ok].astype(np.float64)
+    q = np.minimum(1.0, 0.8 * (1 + 1 / n))
+    # numpy's linear method, step by step (virtual index, neighbours, gamma, lerp)
+    virtual = (n - 1) * q
+    below = np.floor(virtual)
+    above = below + 1
+    top = n - 1
+    at_top = virtual >= top
+    below[at_top] = top[at_top]
+    above[at_top] = top[at_top]
+    at_bottom = virtual < 0
+    below[at_bottom] = 0
+    above[at_bottom] = 0
+    above = np.minimum(above, top)
+    gamma = virtual - below
+    lo = np.take_along_axis(a, below.astype(np.int64)[:, None], axis=1)[:, 0]
+    hi = np.take_along_axis(a, above.astype(np.int64)[:, None], axis=1)[:, 0]
+    diff = hi - lo
+    value = lo + diff * gamma
+    late = gamma >= 0.5
+    value[late] = hi[late] - diff[late] * (1 - gamma[late])
+    out[ok] = np.maximum(0.0, value)
+    return out
