@@ -134,7 +134,12 @@ class PatientState:
 
     def seen(self, digest: bytes) -> bool:
         b = self.batches
-        return any(b[i:i + _DIGEST] == digest for i in range(0, len(b), _DIGEST))
+        i = b.find(digest)
+        while i >= 0:  # a match that straddles two digests does not count
+            if i % _DIGEST == 0:
+                return True
+            i = b.find(digest, i + 1)
+        return False
 
     def remember(self, digest: bytes) -> None:
         self.batches = (self.batches + digest)[-RECENT_BATCHES * _DIGEST:]

@@ -157,6 +157,15 @@ class MinuteFrame:
             hit = self.memo[key] = trailing_count(self.moving, tail, width)
         return hit
 
+    def rest_tail(self, tail: np.ndarray, width: int) -> np.ndarray:
+        """Only the new tail of ``rest_counts(tail, width)`` (the same array), for a
+        detector that needs no counts from this frame: the last ``width - 1`` moving
+        flags, without the trailing sums."""
+        hit = self.memo.get(("rest", width, tail.dtype.str, tail.tobytes()))
+        if hit is not None:
+            return hit[1]
+        return tail_of(np.concatenate([tail.astype(np.int64), self.moving.astype(np.int64)]), width)
+
     def hr_mean(self) -> np.ndarray:
         """Each minute's mean heart rate in bpm, 0 where the minute has none."""
         m = self.memo.get("hr_mean")
@@ -606,7 +615,12 @@ def trailing_count(flags: np.ndarray, tail: np.ndarray, width: int) -> tuple[np.
     idx = np.arange(k, full.shape[0])
     lo = np.maximum(idx - width + 1, 0)
     counts = c[idx + 1] - c[lo]
+    return counts, tail_of(full, width)
+
+
+def tail_of(full: np.ndarray, width: int) -> np.ndarray:
+    """The last ``width - 1`` flags of ``full`` (int8), zero-padded in front."""
     new_tail = full[max(0, full.shape[0] - (width - 1)):] if width > 1 else full[:0]
     if new_tail.shape[0] < width - 1:
         new_tail = np.concatenate([np.zeros(width - 1 - new_tail.shape[0], np.int64), new_tail])
-    return counts, new_tail.astype(np.int8)
+    return new_tail.astype(np.int8)

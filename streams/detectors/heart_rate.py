@@ -81,16 +81,24 @@ class _HeartRateAtRest(Detector):
         self.run_peak_ = 0.0
 
     def _step(self, frame: MinuteFrame) -> list[Event]:
-        active, self.steps_tail_ = frame.rest_counts(self.steps_tail_, max(int(self.rest_window_min), 1))
+        width = max(int(self.rest_window_min), 1)
         has = frame.hr_n > 0
         mean = frame.hr_mean()
         beyond = (mean - float(self.threshold)) * self.direction > 0
-        cond = has & (active == 0) & beyond
         events: list[Event] = []
+        if self.run_start_ < 0 and not (has & beyond).any():
+            # the hot path: no run open and no minute beyond the threshold, so the rest
+            # counts are not needed; only the running state moves on
+            self.steps_tail_ = frame.rest_tail(self.steps_tail_, width)
+            if len(frame):
+                self.moved_ += int(frame.moving_cumsum()[-1])
+            return events
+        active, self.steps_tail_ = frame.rest_counts(self.steps_tail_, width)
+        cond = has & (active == 0) & beyond
         moved = self.moved_ + frame.moving_cumsum()
         self.moved_ = int(moved[-1]) if moved.size else self.moved_
         if self.run_start_ < 0 and not cond.any():
-            return events  # the hot path: nothing happening
+            return events  # beyond the threshold, but not at rest
         for i in np.flatnonzero(has):
             m = frame.start + int(i)
             if self.run_start_ >= 0 and m - self.run_last_ > self.max_gap_min + 1:

@@ -102,7 +102,20 @@ class NightSignal(Detector):
             return float("nan")
         return float(np.median(self.history_)) / 10
 
+    def _night_in(self, frame: MinuteFrame) -> bool:
+        """Whether any minute of the frame is in the night window (scalars only)."""
+        a, b = self.night_start_hour * 60, self.night_end_hour * 60
+        if not 0 <= a < b <= 1440:
+            return True  # not a plain window within one day: look minute by minute
+        m0 = (frame.start + int(self.tz_offset_min)) % 1440
+        return a <= m0 < b or (a - m0) % 1440 <= len(frame) - 1
+
     def _step(self, frame: MinuteFrame) -> list[Event]:
+        if not len(frame):
+            return []
+        if not self._night_in(frame):  # a daytime frame (most of them): nothing to add up
+            first = frame.start + int(self.tz_offset_min)
+            return self._nights_done(first // 1440, first + len(frame) - 1)
         lm = self._local_minutes(frame)
         day = lm // 1440
         mod = lm % 1440
@@ -126,9 +139,13 @@ class NightSignal(Detector):
                 acc[1] += int(n)
                 acc[2] += int(k) - (a == acc[3])  # a slot split between two frames counts once
                 acc[3] = int(b)
+        return self._nights_done(int(day[0]), int(lm[-1]))
+
+    def _nights_done(self, first_day: int, last_minute: int) -> list[Event]:
+        """Evaluate the nights complete by the local minute ``last_minute``."""
         if self.next_night_ is None:
-            self.next_night_ = int(day[0])
-        last_done = (int(lm[-1]) + 1 - self.night_end_hour * 60) // 1440
+            self.next_night_ = first_day
+        last_done = (last_minute + 1 - self.night_end_hour * 60) // 1440
         events: list[Event] = []
         while self.next_night_ <= last_done:
             self._evaluate(self.next_night_, events)
