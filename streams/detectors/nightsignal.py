@@ -114,8 +114,8 @@ class NightSignal(Detector):
         if not len(frame):
             return []
         if not self._night_in(frame):  # a daytime frame (most of them): nothing to add up
-            first = frame.start + int(self.tz_offset_min)
-            return self._nights_done(first // 1440, first + len(frame) - 1)
+            local0 = frame.start + int(self.tz_offset_min)
+            return self._nights_done(local0 // 1440, local0 + len(frame) - 1)
         lm = self._local_minutes(frame)
         day = lm // 1440
         mod = lm % 1440
