@@ -55,27 +55,37 @@ def procs(worker_env, tmp_path):  # noqa: F811
     ps.stop_all()
 
 
-@pytest.mark.slow
-@pytest.mark.django_db(transaction=True)
-def test_a_patient_who_quieted_a_detector_gets_no_alert_from_the_running_worker_while_another_does(
-        kafka_topics, procs):
+def quieted_and_control() -> tuple[Patient, Patient, list[tuple[int, bytes]]]:
+    """A patient who quieted hr_high_at_rest and a control, and each one's upload of 20
+    minutes at 135 bpm at rest (a yellow episode of hr_high_at_rest), then calm."""
     quiet = Patient.objects.create(display_name="had a drink")
     control = Patient.objects.create(display_name="control")
     t0 = datetime.now(UTC).replace(second=0, microsecond=0) - timedelta(hours=2)
     DetectorQuiet.objects.create(patient=quiet, detector="hr_high_at_rest", starts_at=t0 - timedelta(hours=1),
                                  until=t0 + timedelta(hours=6))
-    procs.start("run_alert_sink", "sink")
-    procs.start("run_detector_worker", "worker")
-    # 20 minutes at 135 bpm at rest (a yellow episode of hr_high_at_rest), then calm
     samples = [{"metric": "heart_rate", "time": _ms(t0) + i * 60_000, "value": 135.0 if i < 20 else 70.0}
                for i in range(60)]
-    produce(kafka_topics["samples"], [(p.pk, upload_message(p.pk, "a", samples)) for p in (quiet, control)])
+    return quiet, control, [(p.pk, upload_message(p.pk, "a", samples)) for p in (quiet, control)]
+
+
+def assert_only_the_control_alerted(quiet: Patient, control: Patient, procs) -> None:
     deadline = time.monotonic() + 90
     while time.monotonic() < deadline and not Alert.objects.filter(patient=control).exists():
         time.sleep(0.5)
     assert Alert.objects.filter(patient=control, detector="hr_high_at_rest").exists(), procs.log("worker")[-3000:]
     time.sleep(3)  # the same batch held both patients; give the sink time for a stray row
     assert not Alert.objects.filter(patient=quiet).exists()
+
+
+@pytest.mark.slow
+@pytest.mark.django_db(transaction=True)
+def test_a_patient_who_quieted_a_detector_gets_no_alert_from_the_running_worker_while_another_does(
+        kafka_topics, procs):
+    quiet, control, uploads = quieted_and_control()
+    procs.start("run_alert_sink", "sink")
+    procs.start("run_detector_worker", "worker")
+    produce(kafka_topics["samples"], uploads)
+    assert_only_the_control_alerted(quiet, control, procs)
 
 
 #: How long the test holds the quiet periods' table: a worker that did not wait for its
@@ -87,15 +97,9 @@ HOLD_S = 25
 @pytest.mark.django_db(transaction=True)
 def test_a_worker_started_on_a_backlog_judges_nothing_before_it_has_read_the_quiet_periods(
         kafka_topics, procs):
-    quiet = Patient.objects.create(display_name="had a drink")
-    control = Patient.objects.create(display_name="control")
-    t0 = datetime.now(UTC).replace(second=0, microsecond=0) - timedelta(hours=2)
-    DetectorQuiet.objects.create(patient=quiet, detector="hr_high_at_rest", starts_at=t0 - timedelta(hours=1),
-                                 until=t0 + timedelta(hours=6))
-    samples = [{"metric": "heart_rate", "time": _ms(t0) + i * 60_000, "value": 135.0 if i < 20 else 70.0}
-               for i in range(60)]
+    quiet, control, uploads = quieted_and_control()
     # the backlog is in Kafka before the worker starts (a restart): its first take is at hand
-    produce(kafka_topics["samples"], [(p.pk, upload_message(p.pk, "a", samples)) for p in (quiet, control)])
+    produce(kafka_topics["samples"], uploads)
     procs.start("run_alert_sink", "sink")
     with psycopg.connect(db.conninfo()) as holder:  # the worker's first read waits on this lock
         holder.execute(f"LOCK TABLE {DetectorQuiet._meta.db_table} IN ACCESS EXCLUSIVE MODE")
@@ -104,9 +108,4 @@ def test_a_worker_started_on_a_backlog_judges_nothing_before_it_has_read_the_qui
         judged_while_held = Alert.objects.filter(patient=control).exists()
         holder.rollback()
     assert not judged_while_held, "the worker judged the backlog before it had read the quiet periods"
-    deadline = time.monotonic() + 90
-    while time.monotonic() < deadline and not Alert.objects.filter(patient=control).exists():
-        time.sleep(0.5)
-    assert Alert.objects.filter(patient=control, detector="hr_high_at_rest").exists(), procs.log("worker")[-3000:]
-    time.sleep(3)
-    assert not Alert.objects.filter(patient=quiet).exists()
+    assert_only_the_control_alerted(quiet, control, procs)
