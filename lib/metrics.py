@@ -44,6 +44,8 @@ ALERT_LATENCY_SECONDS = Histogram("healthstream_alert_latency_seconds",
 DETECTOR_MESSAGES = Counter("healthstream_detector_messages_total", "samples.v1 messages the detector worker took")
 DETECTOR_SAMPLES = Counter("healthstream_detector_samples_total", "samples the detectors judged")
 DETECTOR_ALERTS = Counter("healthstream_detector_alerts_total", "alert events the detector worker sent to alerts.v1")
+DETECTOR_REWINDS = Counter("healthstream_detector_rewinds_total",
+                           "samples.v1 partitions read again from an offset the consumer did not deliver")
 DETECTOR_BATCH_SECONDS = Histogram("healthstream_detector_batch_seconds",
                                    "one batch taken from samples.v1: detect, send alerts, write states",
                                    buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10))

@@ -22,11 +22,13 @@ from pathlib import Path
 
 import faust
 from django.conf import settings
+from faust.types import TP
 
 from lib import kafka as hs_kafka
 from lib import metrics
 from lib.consumer import header_id, uploads
-from streams.faust_hooks import as_current_event
+from streams.faust_hooks import as_current_event, committed_offset, hold_back, rewind
+from streams.offsets import OffsetLedger, Split
 from streams.processor import DetectorProcessor, store_history
 from streams.thresholds import ThresholdCache
 
@@ -86,35 +88,82 @@ def create_app(*, thresholds: ThresholdCache | None = None) -> faust.App:
     app.detector_processor = processor  # type: ignore[attr-defined]
     app.detector_thresholds = thresholds  # type: ignore[attr-defined]
 
+    ledger = OffsetLedger()
+    app.detector_ledger = ledger  # type: ignore[attr-defined]
+
     @app.agent(samples)
     async def detect(stream):
-        async for events in stream.take_events(settings.DETECTOR_TAKE_MESSAGES,
-                                               within=settings.DETECTOR_TAKE_WITHIN_S):
-            started, judged = time.perf_counter(), processor.stats.samples
-            batch = [(e.message.key or b"", e.message.offset, e.message.value) for e in events]
-            # The whole take is judged before the first await: a rebalance that starts during
-            # an await removes the revoked partitions' stores, and a state read after that
-            # would come back empty (judging a take in parts, with the alerts of each part sent
-            # between them, lost a patient's illness alert that way in the scale fault test).
-            # The store itself: the table's own lookup asks RocksDB twice (``in``, then the value).
-            out = processor.judge(batch, table.data.get)
-            # force=True: send now, never as an attachment of the (unset) current event
-            pending = [await alerts.send(key=a.key(), value=a.dumps(), force=True)
-                       for a in out.alerts if not thresholds.suppressed(a)]
-            for fut in pending:
-                await fut  # the alerts are acked by the broker before the state moves on
-            # the states are encoded only now: the alerts did not wait for it
-            await write_states(processor.dump(out).states, {e.message.key or b"": e for e in events})
-            if uploads.isEnabledFor(logging.INFO):
-                for e in events:
-                    ids = dict(e.message.headers or ())
-                    uploads.info("detectors judged batch %s (request %s) from %s[%d]@%d",
-                                 header_id(ids.get("batch_id")), header_id(ids.get("request_id")),
-                                 e.message.topic, e.message.partition, e.message.offset)
-            metrics.DETECTOR_MESSAGES.inc(len(batch))
-            metrics.DETECTOR_SAMPLES.inc(processor.stats.samples - judged)
-            metrics.DETECTOR_ALERTS.inc(len(pending))
-            metrics.DETECTOR_BATCH_SECONDS.observe(time.perf_counter() - started)
+        async for taken in stream.take_events(settings.DETECTOR_TAKE_MESSAGES,
+                                              within=settings.DETECTOR_TAKE_WITHIN_S):
+            events, split = await continuous(taken)
+            try:
+                await judge(events)
+            except BaseException:
+                hold_back(events)  # not judged to the end: read again, never committed
+                raise
+            ledger.commit(split)
+
+    async def continuous(events: list[faust.EventT]) -> tuple[list[faust.EventT], Split]:
+        """The take's events up to the first hole in each partition (streams/offsets.py);
+        the rest are held back, and the partition is read again from the hole."""
+        for e in events:
+            tp = e.message.tp
+            if tp.partition not in ledger.next:
+                ledger.begin(tp.partition, committed_offset(app.consumer, tp))
+        split = ledger.split([(e.message.partition, e.message.offset) for e in events])
+        for p, (since, until) in split.passed_over.items():
+            log.warning("samples[%d]: offsets %d..%d still not delivered after %d re-reads "
+                        "(no longer in the log?): passed over", p, since, until - 1, ledger.max_rewinds)
+        if not split.holes:
+            return events, split
+        hold_back([e for e, ok in zip(events, split.judge, strict=True) if not ok])
+        await read_holes_again()
+        return [e for e, ok in zip(events, split.judge, strict=True) if ok], split
+
+    async def read_holes_again() -> None:
+        """Seek the partitions with a hole back to it (again, while it stays open)."""
+        for p, offset in ledger.due():
+            log.warning("samples[%d]: offset %d was not delivered; reading the partition "
+                        "again from it", p, offset)
+            metrics.DETECTOR_REWINDS.inc()
+            try:
+                await rewind(app.consumer, TP(samples.get_topic_name(), p), offset)
+            except Exception as exc:  # noqa: BLE001 - revoked meanwhile: its new owner starts from the commit
+                log.warning("samples[%d]: not read again (%s)", p, type(exc).__name__)
+
+    @app.timer(interval=1.0)
+    async def _holes() -> None:
+        if ledger.holes:
+            await read_holes_again()
+
+    async def judge(events: list[faust.EventT]) -> None:
+        if not events:
+            return
+        started, judged = time.perf_counter(), processor.stats.samples
+        batch = [(e.message.key or b"", e.message.offset, e.message.value) for e in events]
+        # The whole take is judged before the first await: a rebalance that starts during
+        # an await removes the revoked partitions' stores, and a state read after that
+        # would come back empty (judging a take in parts, with the alerts of each part sent
+        # between them, lost a patient's illness alert that way in the scale fault test).
+        # The store itself: the table's own lookup asks RocksDB twice (``in``, then the value).
+        out = processor.judge(batch, table.data.get)
+        # force=True: send now, never as an attachment of the (unset) current event
+        pending = [await alerts.send(key=a.key(), value=a.dumps(), force=True)
+                   for a in out.alerts if not thresholds.suppressed(a)]
+        for fut in pending:
+            await fut  # the alerts are acked by the broker before the state moves on
+        # the states are encoded only now: the alerts did not wait for it
+        await write_states(processor.dump(out).states, {e.message.key or b"": e for e in events})
+        if uploads.isEnabledFor(logging.INFO):
+            for e in events:
+                ids = dict(e.message.headers or ())
+                uploads.info("detectors judged batch %s (request %s) from %s[%d]@%d",
+                             header_id(ids.get("batch_id")), header_id(ids.get("request_id")),
+                             e.message.topic, e.message.partition, e.message.offset)
+        metrics.DETECTOR_MESSAGES.inc(len(batch))
+        metrics.DETECTOR_SAMPLES.inc(processor.stats.samples - judged)
+        metrics.DETECTOR_ALERTS.inc(len(pending))
+        metrics.DETECTOR_BATCH_SECONDS.observe(time.perf_counter() - started)
 
     async def write_states(states: dict[bytes, bytes], last_event: dict[bytes, faust.EventT]) -> None:
         """Write each patient's state to the store and the changelog, acked.
@@ -168,6 +217,7 @@ def create_app(*, thresholds: ThresholdCache | None = None) -> faust.App:
     @app.on_partitions_revoked.connect  # type: ignore[arg-type]
     async def _revoked(sender, revoked, **kwargs):  # noqa: ARG001
         processor.forget()  # another worker may own (and change) these patients now
+        ledger.forget()  # the partitions start again from their committed offsets
 
     @app.task
     async def _start_thresholds():

@@ -258,8 +258,11 @@ def first_half_applied(cohort, kafka_topics, procs, **worker_env):
 def assert_rows_equal(rows, expected, worker_log: str) -> None:
     different = {k: (v, rows.get(k)) for k, v in expected.items() if rows.get(k) != v}
     extra = {k: v for k, v in rows.items() if k not in expected}
+    # the workers' warnings and errors from the whole log (holes read again, crashes), then its tail
+    flagged = [line for line in worker_log.splitlines() if " WARNING " in line or " ERROR " in line]
     assert rows == expected, (f"(expected, stored) where they differ: {different}\n"
-                              f"unexpected: {extra}\n" + worker_log[-2000:])
+                              f"unexpected: {extra}\n" + "\n".join(flagged[-30:]) + "\n"
+                              + worker_log[-2000:])
 
 
 def assigned_samples(log: str, kafka_topics) -> bool:
