@@ -58,6 +58,7 @@ def test_a_held_back_message_is_never_acknowledged_to_the_consumer():
 
 def test_rewind_forgets_the_acks_and_the_gap_from_the_offset_on_and_seeks():
     import asyncio
+    from concurrent.futures import ThreadPoolExecutor
 
     from faust.types import TP
 
@@ -77,7 +78,9 @@ def test_rewind_forgets_the_acks_and_the_gap_from_the_offset_on_and_seeks():
         sought.append((partition, offset))
 
     consumer.seek = seek  # the seek itself is Faust's public Consumer.seek
-    asyncio.run(rewind(consumer, tp, 997))
+    # a loop of its own in a thread of its own: an earlier test may leave this thread's loop running
+    with ThreadPoolExecutor(1) as pool:
+        pool.submit(asyncio.run, rewind(consumer, tp, 997)).result()
     assert consumer._acked[tp] == [995, 996] and consumer._acked_index[tp] == {995, 996}
     assert not consumer._gap[tp]
     assert sought == [(tp, 997)]
